@@ -1,0 +1,179 @@
+"""Cross-field rules of the stack spec.
+
+Each check looks at a whole :class:`Stack` and yields every violation it finds,
+so a user fixes a file in one pass instead of one error per run.  Only GPU rules
+depend on the target: on Compose the devices are the one host's ids and
+``gpus.node`` is ignored; on Swarm they are (node, device) pairs of ``nodes:``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from swarmai.spec.images import DEFAULT_IMAGES
+from swarmai.spec.models import Model, Stack, Target
+from swarmai.spec.suggest import did_you_mean
+
+Loc = tuple[str | int, ...]
+
+# Paths the gateway keeps for itself when the dashboard is on.
+_DASHBOARD_PATHS = ("/api", "/dashboard")
+
+
+@dataclass(frozen=True)
+class Finding:
+    loc: Loc
+    message: str
+    hint: str = ""
+
+
+def check_stack(stack: Stack, target: Target) -> list[Finding]:
+    """Every cross-field problem of ``stack`` when deployed to ``target``."""
+    findings: list[Finding] = []
+    for check in (_unique_names, _routes, _storage, _images):
+        findings.extend(check(stack))
+    findings.extend(_gpu_devices(stack, target))
+    findings.extend(_gpu_exclusivity(stack, target))
+    return findings
+
+
+def _unique_names(stack: Stack) -> Iterator[Finding]:
+    first_seen: dict[str, int] = {}
+    for index, model in enumerate(stack.models):
+        if model.name in first_seen:
+            yield Finding(
+                ("models", index, "name"),
+                f"model name {model.name!r} is already used by models[{first_seen[model.name]}]",
+                "model names must be unique within a stack",
+            )
+        else:
+            first_seen[model.name] = index
+
+
+def _routes(stack: Stack) -> Iterator[Finding]:
+    first_seen: dict[str, int] = {}
+    for index, model in enumerate(stack.models):
+        route = model.public_route
+        loc: Loc = ("models", index, "route")
+        if route in first_seen:
+            yield Finding(
+                loc,
+                f"route {route!r} is already used by models[{first_seen[route]}]",
+                "give each model its own route",
+            )
+        else:
+            first_seen[route] = index
+        if stack.gateway.dashboard and route.startswith(_DASHBOARD_PATHS):
+            yield Finding(
+                loc,
+                f"route {route!r} collides with the Traefik dashboard's /api and /dashboard",
+                "choose another route or set gateway.dashboard: false",
+            )
+
+
+def _storage(stack: Stack) -> Iterator[Finding]:
+    storage = stack.storage
+    if storage.backend == "external" and storage.endpoint is None:
+        yield Finding(
+            ("storage", "endpoint"),
+            "storage.backend 'external' needs the S3 endpoint URL",
+            "add endpoint: http://HOST:PORT",
+        )
+    if storage.backend != "external" and storage.endpoint is not None:
+        yield Finding(
+            ("storage", "endpoint"),
+            f"endpoint is only used with backend 'external', not {storage.backend!r}",
+            "remove endpoint, or set backend: external",
+        )
+    if storage.backend == "external" and storage.publish_port is not None:
+        yield Finding(
+            ("storage", "publish_port"),
+            "publish_port publishes a managed store; an external store is not managed here",
+            "remove publish_port",
+        )
+
+
+def _images(stack: Stack) -> Iterator[Finding]:
+    for key in stack.images:
+        if key not in DEFAULT_IMAGES:
+            yield Finding(
+                ("images", key),
+                f"unknown image key {key!r}",
+                did_you_mean(key, DEFAULT_IMAGES) or "known keys: " + ", ".join(DEFAULT_IMAGES),
+            )
+
+
+def _gpu_devices(stack: Stack, target: Target) -> Iterator[Finding]:
+    for index, model in enumerate(stack.models):
+        if model.gpus is None:
+            continue
+        loc: Loc = ("models", index, "gpus")
+        yield from _duplicate_devices(model, loc)
+        if target == "swarm":
+            yield from _devices_on_node(stack, model, loc)
+        if model.replicas > 1 and not model.gpus.share:
+            yield Finding(
+                ("models", index, "replicas"),
+                f"{model.replicas} replicas cannot each hold the same pinned GPU "
+                f"{', '.join(model.gpus.devices)}",
+                "set gpus.share: true to let the replicas share it, or use one replica",
+            )
+
+
+def _duplicate_devices(model: Model, loc: Loc) -> Iterator[Finding]:
+    assert model.gpus is not None
+    seen: set[str] = set()
+    for position, device in enumerate(model.gpus.devices):
+        if device in seen:
+            yield Finding((*loc, "devices", position), f"device {device!r} is listed twice")
+        seen.add(device)
+
+
+def _devices_on_node(stack: Stack, model: Model, loc: Loc) -> Iterator[Finding]:
+    assert model.gpus is not None
+    node = model.gpus.node
+    if node is None:
+        yield Finding(
+            (*loc, "node"),
+            "a GPU model on Swarm must name the node that holds its devices",
+            "add node: <a hostname from nodes:>"
+            + (f" ({', '.join(stack.nodes)})" if stack.nodes else ", and declare nodes:"),
+        )
+        return
+    if node not in stack.nodes:
+        yield Finding(
+            (*loc, "node"),
+            f"node {node!r} is not declared in nodes:",
+            did_you_mean(node, stack.nodes) or "declare it under nodes: with its gpus",
+        )
+        return
+    inventory = stack.nodes[node].gpus
+    for position, device in enumerate(model.gpus.devices):
+        if device not in inventory:
+            yield Finding(
+                (*loc, "devices", position),
+                f"node {node!r} has no GPU {device!r}",
+                f"its GPUs are {', '.join(inventory) or 'none'}",
+            )
+
+
+def _gpu_exclusivity(stack: Stack, target: Target) -> Iterator[Finding]:
+    holders: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, model in enumerate(stack.models):
+        if model.gpus is None:
+            continue
+        node = (model.gpus.node or "") if target == "swarm" else "this host"
+        for device in dict.fromkeys(model.gpus.devices):
+            holders[(node, device)].append(index)
+    for (node, device), indices in holders.items():
+        if len(indices) < 2 or all(stack.models[i].gpus.share for i in indices):  # type: ignore[union-attr]
+            continue
+        names = ", ".join(stack.models[i].name for i in indices)
+        for index in indices[1:]:
+            yield Finding(
+                ("models", index, "gpus", "devices"),
+                f"GPU {device!r} on {node} is already held by another model ({names})",
+                "give each model its own device, or set share: true on every holder",
+            )

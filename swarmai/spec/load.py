@@ -1,0 +1,172 @@
+"""``load_stack``: the only way from a file to a validated :class:`Stack`.
+
+Three stages, each turning its failures into :class:`Problem` s located by YAML
+path: YAML syntax (with line and column), field validation (pydantic), then the
+cross-field rules of :mod:`.checks`.  All problems of the last stage reached are
+reported together.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from swarmai.errors import Problem, SpecError
+from swarmai.spec.checks import Finding, Loc, check_stack
+from swarmai.spec.models import Stack, Target
+from swarmai.spec.suggest import did_you_mean
+
+
+def load_stack(path: str | Path, target: Target | None = None) -> Stack:
+    """Read, validate and return the stack in ``path``.
+
+    ``target`` selects the GPU rules (``compose`` or ``swarm``); ``None`` picks
+    Swarm when the stack declares ``nodes:`` and Compose otherwise.
+    Raises :class:`SpecError` with every problem found.
+    """
+    label = str(path)
+    document = _read_yaml(Path(path), label)
+    try:
+        stack = Stack.model_validate(document)
+    except ValidationError as error:
+        raise SpecError([_problem(label, detail) for detail in error.errors()]) from None
+    findings = check_stack(stack, target or default_target(stack))
+    if findings:
+        raise SpecError([_finding_problem(label, f) for f in findings])
+    return stack
+
+
+def default_target(stack: Stack) -> Target:
+    """Swarm for stacks with a GPU node inventory, Compose for the rest."""
+    return "swarm" if stack.nodes else "compose"
+
+
+def format_loc(loc: Loc) -> str:
+    """``('models', 1, 'gpus')`` -> ``models[1].gpus``."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of silently keeping the last."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (the first one would be silently lost)", mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _read_yaml(path: Path, label: str) -> object:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([Problem(label, "", "file not found", "check the path")]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError([Problem(label, "", f"cannot be read: {error}")]) from None
+    try:
+        document = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: builds no objects
+    except yaml.MarkedYAMLError as error:
+        raise SpecError([_yaml_problem(label, error)]) from None
+    except yaml.YAMLError as error:
+        raise SpecError([Problem(label, "", f"is not valid YAML: {error}")]) from None
+    if not isinstance(document, dict):
+        kind = "empty" if document is None else f"a {type(document).__name__}"
+        raise SpecError([Problem(label, "", f"must be a YAML mapping, but it is {kind}",
+                                 "start from an example in stacks/")])
+    return document
+
+
+def _yaml_problem(label: str, error: yaml.MarkedYAMLError) -> Problem:
+    mark = error.problem_mark or error.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    what = " ".join(part for part in (error.context, error.problem) if part)
+    return Problem(label, "", f"YAML syntax error at {where}{what}")
+
+
+def _finding_problem(label: str, finding: Finding) -> Problem:
+    return Problem(label, format_loc(finding.loc), finding.message, finding.hint)
+
+
+def _problem(label: str, detail: ErrorDetails) -> Problem:
+    loc: Loc = tuple(detail["loc"])
+    if detail["type"] == "extra_forbidden":
+        return _unknown_key(label, loc)
+    if loc and loc[-1] == "[key]":
+        return Problem(label, format_loc(loc[:-1]), f"key {detail['input']!r}: {_message(detail)}")
+    if detail["type"] == "missing":
+        return Problem(label, format_loc(loc), "is required but missing", f"add {loc[-1]}:")
+    got = detail["input"]
+    # Our own validators quote the value already; pydantic's built-in ones do not.
+    quoted = detail["type"] == "value_error" or isinstance(got, dict | list)
+    suffix = "" if quoted else f" (got {got!r})"
+    return Problem(label, format_loc(loc), _message(detail) + suffix)
+
+
+def _message(detail: ErrorDetails) -> str:
+    message = detail["msg"]
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _unknown_key(label: str, loc: Loc) -> Problem:
+    known = _fields_at(loc[:-1])
+    key = str(loc[-1])
+    hint = did_you_mean(key, known) or ("known keys: " + ", ".join(known) if known else "")
+    return Problem(label, format_loc(loc), f"unknown key {key!r}", hint)
+
+
+def _fields_at(loc: Loc) -> list[str]:
+    """The keys allowed in the mapping at ``loc``, found by walking the spec types."""
+    kind: Any = Stack
+    for part in loc:
+        kind = _unwrap(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = kind.model_fields.get(str(part))
+            if field is None:
+                return []
+            kind = field.annotation
+        elif typing.get_origin(kind) is tuple:
+            kind = typing.get_args(kind)[0]
+        elif typing.get_origin(kind) in (dict, Mapping):
+            kind = typing.get_args(kind)[1]
+        else:
+            return []
+    kind = _unwrap(kind)
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return list(kind.model_fields)
+    return []
+
+
+def _unwrap(kind: Any) -> Any:
+    """Strip ``Annotated`` and ``X | None`` down to the type that holds fields."""
+    while True:
+        origin = typing.get_origin(kind)
+        if origin is typing.Annotated:
+            kind = typing.get_args(kind)[0]
+        elif origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(kind) if a is not type(None)]
+            kind = members[0]
+        else:
+            return kind

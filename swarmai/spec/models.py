@@ -1,0 +1,183 @@
+"""The stack spec: immutable typed models of one ``stack.yaml``.
+
+These classes check what each field can check on its own (types, ranges,
+formats).  Rules that relate fields to each other live in :mod:`.checks`, and
+:func:`swarmai.spec.load_stack` is the only way to build a :class:`Stack` from a
+file, so a ``Stack`` in hand has always passed both.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+_T = TypeVar("_T")
+
+Runtime = Literal["tfserving", "torchserve", "fastapi"]
+Target = Literal["compose", "swarm"]
+IpvsMode = Literal["auto", True, False]
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+SECRET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# MLflow accepts aliases matching [\w-]+ but reserves "latest" and "v<digits>".
+MODEL_URI = re.compile(
+    r"^models:/(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)"
+    r"(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>[1-9][0-9]*))$"
+)
+GPU_ID = re.compile(r"^(?:[0-9]+|GPU-[0-9A-Fa-f-]{8,}|MIG-[0-9A-Fa-f-]{8,})$")
+DOCKER_SIZE = re.compile(r"^[0-9]+(?:\.[0-9]+)?[bkmgBKMG]?[bB]?$")
+ROUTE = re.compile(r"^(?:/[A-Za-z0-9._~-]+)+$")
+IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+
+
+def _matches(pattern: re.Pattern[str], what: str, example: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not {what} (for example {example})")
+        return value
+
+    return AfterValidator(check)
+
+
+def _model_uri(value: str) -> str:
+    match = MODEL_URI.match(value)
+    if not match:
+        raise ValueError(
+            f"{value!r} is not a registry model URI "
+            "(write models:/NAME@ALIAS or models:/NAME/VERSION)"
+        )
+    alias = match["alias"]
+    if alias is not None and (alias == "latest" or re.fullmatch(r"v[0-9]+", alias)):
+        raise ValueError(f"alias {alias!r} is reserved by MLflow (use another alias name)")
+    return value
+
+
+def _id_as_text(value: object) -> object:
+    # YAML reads `devices: [0]` as an int; device ids are names, keep them text.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _non_empty(items: tuple[_T, ...]) -> tuple[_T, ...]:
+    # An after-validator, not min_length: pydantic also reports min_length when
+    # the items themselves failed, which would add a false "empty" error.
+    if not items:
+        raise ValueError("must list at least one entry")
+    return items
+
+
+def _positive_cpus(value: object) -> str:
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number of CPUs (for example \"1.5\")") from None
+    if not number > 0 or number != number or number == float("inf"):
+        raise ValueError(f"cpus must be a positive number, got {value!r}")
+    return str(value)
+
+
+DnsLabel = Annotated[str, _matches(DNS_LABEL, "a lowercase DNS label of at most 40 characters",
+                                   "'vision' or 'fraud-v2'")]
+NodeName = Annotated[str, _matches(HOSTNAME, "a node hostname", "'gpu-a'")]
+SecretName = Annotated[str, _matches(SECRET_NAME, "a Docker secret name", "'s3-creds'")]
+GpuId = Annotated[str, BeforeValidator(_id_as_text),
+                  _matches(GPU_ID, "a GPU index or UUID", "'0' or 'GPU-3f2c...'")]
+ModelUri = Annotated[str, AfterValidator(_model_uri)]
+Route = Annotated[str, _matches(ROUTE, "a URL path of one or more segments", "'/churn'")]
+DockerSize = Annotated[str, BeforeValidator(_id_as_text),
+                       _matches(DOCKER_SIZE, "a Docker size", "'512M' or '2G'")]
+Cpus = Annotated[str, BeforeValidator(_positive_cpus)]
+ImageRef = Annotated[str, _matches(IMAGE_REF, "an image reference",
+                                   "'registry.local/traefik:v3.7.15'")]
+
+
+class _Spec(BaseModel):
+    """Base of every spec model: immutable, and unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GatewayAuth(_Spec):
+    basic_users_secret: SecretName
+
+
+class Gateway(_Spec):
+    port: int = Field(default=80, ge=1, le=65535)
+    dashboard: bool = False
+    dashboard_port: int = Field(default=8080, ge=1, le=65535)
+    auth: GatewayAuth | None = None
+
+
+class Network(_Spec):
+    ipvs: IpvsMode = "auto"
+
+
+class Storage(_Spec):
+    backend: Literal["seaweedfs", "minio", "external"] = "seaweedfs"
+    bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] = "mlflow"
+    credentials_secret: SecretName = "s3-creds"
+    endpoint: Annotated[str, Field(pattern=r"^https?://[^\s/]+(?::[0-9]+)?/?$")] | None = None
+    publish_port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class Registry(_Spec):
+    backend_store: Literal["sqlite", "postgres"] = "sqlite"
+    db_password_secret: SecretName = "mlflow-db-password"
+
+
+class Node(_Spec):
+    gpus: tuple[GpuId, ...] = ()
+
+
+class Gpus(_Spec):
+    node: NodeName | None = None
+    devices: Annotated[tuple[GpuId, ...], AfterValidator(_non_empty)]
+    share: bool = False
+
+
+class Batching(_Spec):
+    max_batch_size: int = Field(ge=1, le=4096)
+    max_delay_ms: int = Field(ge=0, le=60_000)
+
+
+class Resources(_Spec):
+    cpus: Cpus | None = None
+    memory: DockerSize | None = None
+
+
+class Model(_Spec):
+    name: DnsLabel
+    runtime: Runtime
+    model: ModelUri
+    replicas: int = Field(default=1, ge=1, le=1000)
+    route: Route | None = None
+    gpus: Gpus | None = None
+    batching: Batching | None = None
+    resources: Resources | None = None
+
+    @property
+    def public_route(self) -> str:
+        """The path prefix Traefik routes to this model."""
+        return self.route or f"/models/{self.name}"
+
+    @property
+    def registered_name(self) -> str:
+        """The registered-model name in MLflow, taken from the model URI."""
+        match = MODEL_URI.match(self.model)
+        assert match is not None  # guaranteed by the field validator
+        return match["name"]
+
+
+class Stack(_Spec):
+    version: Literal[1]
+    name: DnsLabel
+    gateway: Gateway = Gateway()
+    network: Network = Network()
+    storage: Storage = Storage()
+    registry: Registry = Registry()
+    nodes: Mapping[NodeName, Node] = Field(default_factory=dict)
+    models: Annotated[tuple[Model, ...], AfterValidator(_non_empty)]
+    images: Mapping[str, ImageRef] = Field(default_factory=dict)
