@@ -1,0 +1,80 @@
+"""Render a whole stack: every file a deploy needs, as text, by relative path.
+
+Rendering is pure (``Stack -> Bundle``); writing the bundle to disk is the
+caller's business (:mod:`swarmai.output`), so the same bundle can be written,
+diffed, or compared with what is deployed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from swarmai import __version__
+from swarmai.render import gateway, registry, runtimes
+from swarmai.render.common import escape_interpolation
+from swarmai.render.compose import compose_document
+from swarmai.render.plan import ServicePlan
+from swarmai.render.scripts import script
+from swarmai.render.swarm import swarm_document
+from swarmai.spec import Stack, Target
+
+COMPOSE_FILE = "compose.yml"
+SWARM_FILE = "stack.yml"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Every rendered file by path relative to the output directory."""
+
+    target: Target
+    main: str  # the Compose or stack file's path
+    files: Mapping[str, str]
+
+
+def render_bundle(stack: Stack, target: Target, *, ipvs: bool = True) -> Bundle:
+    """Render ``stack`` for ``target``.
+
+    ``ipvs`` says whether the Swarm's kernels have IPVS; without it services use
+    ``dnsrr`` and host-mode ports (it has no effect on Compose).
+    """
+    plans = service_plans(stack, target, host_ports=target == "swarm" and not ipvs)
+    files = _support_files(stack, target)
+    if target == "compose":
+        document = compose_document(stack, plans)
+        main = COMPOSE_FILE
+    else:
+        document = swarm_document(stack, plans, files, ipvs=ipvs)
+        main = SWARM_FILE
+    header = f"# Rendered by swarmai {__version__} from stack {stack.name!r}; do not edit.\n"
+    files[main] = header + dump_yaml(escape_interpolation(document))
+    return Bundle(target=target, main=main, files=dict(sorted(files.items())))
+
+
+def service_plans(stack: Stack, target: Target, *, host_ports: bool) -> list[ServicePlan]:
+    plans = [gateway.gateway_service(stack, target, host_ports=host_ports)]
+    plans += registry.registry_services(stack)
+    for model in stack.models:
+        plans += runtimes.model_services(stack, model)
+    return plans
+
+
+def _support_files(stack: Stack, target: Target) -> dict[str, str]:
+    files = {
+        gateway.STATIC_PATH: dump_yaml(gateway.static_config(stack, target)),
+        gateway.DYNAMIC_PATH: dump_yaml(gateway.dynamic_config(stack)),
+        registry.MLFLOW_ENTRYPOINT: script("mlflow-entrypoint.sh"),
+    }
+    if stack.storage.backend != "external":
+        files[registry.S3_ENTRYPOINT] = script("s3-entrypoint.sh")
+    for model in stack.models:
+        files.update(runtimes.runtime_files(model))
+    return files
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML as people write it: keys in the order built, block style, no wrapping."""
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=10_000)

@@ -1,0 +1,80 @@
+"""Pieces of a service definition that Compose and Swarm spell the same way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarmai.render.plan import Healthcheck, Mount, ServicePlan
+from swarmai.spec import Resources
+
+# Without an explicit value, CUDA base images set NVIDIA_VISIBLE_DEVICES=all,
+# and on a node whose default runtime is nvidia every GPU would be exposed to a
+# service that reserved none.  "void" exposes no device.
+NO_GPUS = "void"
+
+
+def base_service(plan: ServicePlan) -> dict[str, Any]:
+    service: dict[str, Any] = {"image": plan.image}
+    if plan.entrypoint is not None:
+        service["entrypoint"] = list(plan.entrypoint)
+    if plan.command is not None:
+        service["command"] = list(plan.command)
+    service["environment"] = dict(plan.environment)
+    if plan.gpus is None:
+        service["environment"]["NVIDIA_VISIBLE_DEVICES"] = NO_GPUS
+    service["networks"] = list(plan.networks)
+    if plan.volumes:
+        service["volumes"] = [volume(m) for m in plan.volumes]
+    if plan.secrets:
+        service["secrets"] = [{"source": s, "target": s} for s in plan.secrets]
+    if plan.healthcheck is not None:
+        service["healthcheck"] = healthcheck(plan.healthcheck)
+    service["stop_grace_period"] = f"{plan.stop_grace_s}s"
+    return service
+
+
+def volume(mount: Mount) -> dict[str, Any]:
+    kind = "bind" if mount.source.startswith("/") else "volume"
+    spec: dict[str, Any] = {"type": kind, "source": mount.source, "target": mount.target}
+    if mount.read_only:
+        spec["read_only"] = True
+    return spec
+
+
+def healthcheck(check: Healthcheck) -> dict[str, Any]:
+    return {
+        "test": list(check.test),
+        "interval": f"{check.interval_s}s",
+        "timeout": f"{check.timeout_s}s",
+        "retries": check.retries,
+        "start_period": f"{check.start_period_s}s",
+        "start_interval": f"{check.start_interval_s}s",
+    }
+
+
+def limits(resources: Resources | None) -> dict[str, Any]:
+    if resources is None:
+        return {}
+    found: dict[str, Any] = {}
+    if resources.cpus is not None:
+        found["cpus"] = resources.cpus
+    if resources.memory is not None:
+        found["memory"] = resources.memory
+    return found
+
+
+def volume_keys(plans: list[ServicePlan]) -> list[str]:
+    """Named volumes used by the plans, in first-use order."""
+    keys = (m.source for p in plans for m in p.volumes if not m.source.startswith("/"))
+    return list(dict.fromkeys(keys))
+
+
+def escape_interpolation(value: Any) -> Any:
+    """Double every ``$`` so Compose and ``stack deploy`` pass strings through verbatim."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {k: escape_interpolation(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escape_interpolation(v) for v in value]
+    return value

@@ -1,0 +1,67 @@
+"""Spell the service plans as a single-node Docker Compose file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarmai.render import common, naming
+from swarmai.render.gateway import router_labels
+from swarmai.render.plan import ServicePlan
+from swarmai.spec import Stack
+
+SECRETS_DIR = "secrets"
+
+
+def compose_document(stack: Stack, plans: list[ServicePlan]) -> dict[str, Any]:
+    """The Compose file for ``plans``; secrets are read from ``secrets/<name>``."""
+    names = {p.name for p in plans}
+    files = {f.key: f.path for p in plans for f in p.files}
+    secrets = dict.fromkeys(s for p in plans for s in p.secrets)
+    return {
+        "name": stack.name,
+        "services": {p.name: _service(stack, p, names) for p in plans},
+        "networks": {naming.MODELS_NET: {}, naming.REGISTRY_NET: {}},
+        "volumes": {key: {} for key in common.volume_keys(plans)},
+        "configs": {key: {"file": f"./{path}"} for key, path in files.items()},
+        "secrets": {name: {"file": f"./{SECRETS_DIR}/{name}"} for name in secrets},
+    }
+
+
+def _service(stack: Stack, plan: ServicePlan, names: set[str]) -> dict[str, Any]:
+    service = common.base_service(plan)
+    if plan.files:
+        service["configs"] = [{"source": f.key, "target": f.target} for f in plan.files]
+    labels = dict(plan.labels)
+    if plan.routed_model is not None and plan.route_port is not None:
+        labels.update(router_labels(stack, plan.routed_model, plan.route_port, "compose"))
+    if labels:
+        service["labels"] = labels
+    if plan.ports:
+        service["ports"] = [
+            {"target": p.target, "published": str(p.published), "protocol": "tcp"}
+            for p in plan.ports
+        ]
+    depends = [d for d in plan.depends_on if d in names]
+    if depends:
+        service["depends_on"] = {d: {"condition": "service_healthy"} for d in depends}
+    service["restart"] = "unless-stopped"
+    service["deploy"] = _deploy(plan)
+    return service
+
+
+def _deploy(plan: ServicePlan) -> dict[str, Any]:
+    deploy: dict[str, Any] = {"replicas": 1 if plan.global_mode else plan.replicas}
+    resources: dict[str, Any] = {}
+    if limits := common.limits(plan.resources):
+        resources["limits"] = limits
+    if plan.gpus is not None:
+        # On one host the devices are that host's ids; gpus.node is ignored.
+        resources["reservations"] = {
+            "devices": [
+                {"driver": "nvidia", "device_ids": list(plan.gpus.devices),
+                 "capabilities": ["gpu"]}
+            ]
+        }
+    if resources:
+        deploy["resources"] = resources
+    return deploy

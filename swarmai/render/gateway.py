@@ -1,0 +1,134 @@
+"""Traefik v3: static config, file-provider dynamic config, and routing labels.
+
+Routers and load-balanced services come from labels on the model services,
+because only the Swarm/Docker provider knows the task addresses.  Middlewares
+(strip prefix, retry, basic auth) live in the file provider so labels only
+reference them, and so a later canary can add weighted services beside them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarmai.render import naming
+from swarmai.render.plan import Healthcheck, Mount, Port, RenderedFile, ServicePlan
+from swarmai.spec import Model, Stack, Target, image_for
+
+STATIC_PATH = "gateway/traefik.yml"
+DYNAMIC_PATH = "gateway/dynamic/routes.yml"
+DYNAMIC_DIR = "/etc/traefik/dynamic"
+
+# Traefik's Swarm provider polls (it does not follow events).  The default
+# 15 s would keep routing to a task for up to 15 s after Swarm stopped it; 2 s,
+# with each model's stop grace period above it, means a task being replaced
+# is out of Traefik's table before it stops answering.
+SWARM_REFRESH_S = 2
+RETRY_ATTEMPTS = 3
+
+
+def static_config(stack: Stack, target: Target) -> dict[str, Any]:
+    """Traefik's static configuration (traefik.yml) as data."""
+    models_net = naming.network_name(stack, naming.MODELS_NET, target)
+    constraint = f"Label(`swarmai.stack`,`{stack.name}`)"
+    provider: dict[str, Any] = {
+        "endpoint": "unix:///var/run/docker.sock",
+        "exposedByDefault": False,
+        "network": models_net,
+        "constraints": constraint,
+    }
+    if target == "swarm":
+        providers: dict[str, Any] = {"swarm": {**provider, "refreshSeconds": SWARM_REFRESH_S}}
+    else:
+        providers = {"docker": {**provider, "watch": True}}
+    providers["file"] = {"directory": DYNAMIC_DIR, "watch": True}
+    return {
+        "entryPoints": {
+            "web": {"address": f":{naming.GATEWAY_WEB_PORT}"},
+            "traefik": {"address": f":{naming.GATEWAY_ADMIN_PORT}"},
+        },
+        "providers": providers,
+        "api": {"dashboard": stack.gateway.dashboard, "insecure": False},
+        "ping": {"entryPoint": "traefik"},
+        "metrics": {"prometheus": {"entryPoint": "traefik"}},
+        "log": {"level": "INFO", "format": "json"},
+        "accessLog": {"format": "json"},
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+    }
+
+
+def dynamic_config(stack: Stack) -> dict[str, Any]:
+    """The file provider's configuration: middlewares, and the dashboard router."""
+    middlewares: dict[str, Any] = {
+        "retry": {"retry": {"attempts": RETRY_ATTEMPTS, "initialInterval": "100ms"}},
+    }
+    for model in stack.models:
+        middlewares[_strip_name(model)] = {
+            "stripPrefix": {"prefixes": [model.public_route]},
+        }
+    if stack.gateway.auth is not None:
+        secret = stack.gateway.auth.basic_users_secret
+        middlewares["auth"] = {
+            "basicAuth": {"usersFile": f"{naming.SECRETS_DIR}/{secret}", "removeHeader": True}
+        }
+    http: dict[str, Any] = {"middlewares": middlewares}
+    if stack.gateway.dashboard:
+        http["routers"] = {
+            "dashboard": {
+                "rule": "PathPrefix(`/api`) || PathPrefix(`/dashboard`)",
+                "entryPoints": ["traefik"],
+                "service": "api@internal",
+                "middlewares": ["auth"] if stack.gateway.auth else [],
+            }
+        }
+    return {"http": http}
+
+
+def router_labels(stack: Stack, model: Model, port: int, target: Target) -> dict[str, str]:
+    """Labels that route ``model.public_route`` to ``port`` of the model's tasks."""
+    router = naming.router_name(stack, model)
+    route = model.public_route
+    chain = [f"{_strip_name(model)}@file", "retry@file"]
+    if stack.gateway.auth is not None:
+        chain.insert(0, "auth@file")
+    provider = "swarm" if target == "swarm" else "docker"
+    prefix = f"traefik.http.routers.{router}"
+    return {
+        "traefik.enable": "true",
+        f"{prefix}.rule": f"Path(`{route}`) || PathPrefix(`{route}/`)",
+        f"{prefix}.entrypoints": "web",
+        f"{prefix}.middlewares": ",".join(chain),
+        f"{prefix}.service": router,
+        # Mandatory on Swarm: the provider gets no port information otherwise
+        # and silently drops every router of the service.
+        f"traefik.http.services.{router}.loadbalancer.server.port": str(port),
+        f"traefik.{provider}.network": naming.network_name(stack, naming.MODELS_NET, target),
+    }
+
+
+def gateway_service(stack: Stack, target: Target, host_ports: bool) -> ServicePlan:
+    """Traefik itself: on a manager, socket read-only, admin port private by default."""
+    ports = [Port(stack.gateway.port, naming.GATEWAY_WEB_PORT)]
+    if stack.gateway.dashboard:
+        ports.append(Port(stack.gateway.dashboard_port, naming.GATEWAY_ADMIN_PORT))
+    secrets = (stack.gateway.auth.basic_users_secret,) if stack.gateway.auth else ()
+    return ServicePlan(
+        name=naming.GATEWAY,
+        image=image_for(stack.images, "traefik"),
+        role="gateway",
+        command=("traefik", "--configFile=/etc/traefik/traefik.yml"),
+        networks=(naming.MODELS_NET,),
+        volumes=(Mount("/var/run/docker.sock", "/var/run/docker.sock", read_only=True),),
+        files=(
+            RenderedFile("traefik-static", STATIC_PATH, "/etc/traefik/traefik.yml"),
+            RenderedFile("traefik-routes", DYNAMIC_PATH, f"{DYNAMIC_DIR}/routes.yml"),
+        ),
+        secrets=secrets,
+        healthcheck=Healthcheck(("CMD", "traefik", "healthcheck", "--ping"), start_period_s=10),
+        ports=tuple(ports),
+        manager_only=target == "swarm",
+        start_first=not host_ports,
+    )
+
+
+def _strip_name(model: Model) -> str:
+    return f"strip-{model.name}"

@@ -1,0 +1,98 @@
+"""Names and numbers every renderer must agree on.
+
+Service names, ports, network and volume names, generic-resource kinds and
+content-hashed config names are derived here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from swarmai.spec import Model, Stack, Target
+
+# Networks: the gateway, model servers and MLflow share "models"; the stores
+# MLflow writes to sit on "registry", which no model server can reach.
+MODELS_NET = "models"
+REGISTRY_NET = "registry"
+
+GATEWAY = "gateway"
+MLFLOW = "mlflow"
+POSTGRES = "postgres"
+S3 = "s3"
+
+GATEWAY_WEB_PORT = 80  # inside the Traefik container
+GATEWAY_ADMIN_PORT = 8080  # ping, metrics, dashboard; published only when asked
+MLFLOW_PORT = 5000
+SEAWEEDFS_S3_PORT = 8333
+MINIO_PORT = 9000
+POSTGRES_PORT = 5432
+FASTAPI_PORT = 8000
+TFSERVING_REST_PORT = 8501
+TORCHSERVE_INFERENCE_PORT = 8080
+TORCHSERVE_MANAGEMENT_PORT = 8081
+TORCHSERVE_METRICS_PORT = 8082
+
+SECRETS_DIR = "/run/secrets"
+MODEL_CACHE = "/var/cache/swarmai/models"
+TFSERVING_MODELS = "/models"
+TORCHSERVE_STORE = "/home/model-server/model-store"
+
+
+def model_service(model: Model) -> str:
+    return f"model-{model.name}"
+
+
+def sync_service(model: Model) -> str:
+    return f"sync-{model.name}"
+
+
+def store_volume(model: Model) -> str:
+    """The volume a model-sync step fills and the runtime reads."""
+    return f"store-{model.name}"
+
+
+def network_name(stack: Stack, key: str, target: Target) -> str:
+    """The engine-level network name: Swarm prefixes ``<stack>_``, Compose too."""
+    del target  # both targets prefix with the stack / project name
+    return f"{stack.name}_{key}"
+
+
+def mlflow_url() -> str:
+    return f"http://{MLFLOW}:{MLFLOW_PORT}"
+
+
+def s3_endpoint(stack: Stack) -> str:
+    storage = stack.storage
+    if storage.backend == "external":
+        assert storage.endpoint is not None  # guaranteed by the spec checks
+        return storage.endpoint.rstrip("/")
+    port = SEAWEEDFS_S3_PORT if storage.backend == "seaweedfs" else MINIO_PORT
+    return f"http://{S3}:{port}"
+
+
+def router_name(stack: Stack, model: Model) -> str:
+    return f"{stack.name}-{model.name}"
+
+
+def gpu_kind(node: str, device: str) -> str:
+    """The discrete generic-resource kind of one (node, device) pair on Swarm.
+
+    One kind per device, advertised with value 1, lets the Swarm scheduler
+    itself refuse to hand one GPU to two tasks.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{node}-{device}".lower()).strip("-")
+    return f"swarmai-gpu-{slug}"
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def config_name(stack: Stack, key: str, content: str) -> str:
+    """A Swarm config name that changes whenever the content does.
+
+    Configs are immutable: a new name is what makes ``stack deploy`` roll the
+    services that mount it, and the old one can be pruned after success.
+    """
+    return f"{stack.name}_{key}_{content_hash(content)}"

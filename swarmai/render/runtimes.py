@@ -1,0 +1,297 @@
+"""Model servers, one per model, for each of the three runtimes.
+
+TF Serving and TorchServe cannot read ``models:/`` URIs (nor ``s3://`` since
+TF Serving 2.7), so each gets a model-sync sidecar that resolves the URI in
+MLflow and lays the artifacts out in a volume the server reads.  swarmai's own
+FastAPI server loads ``models:/NAME@ALIAS`` from MLflow itself.
+"""
+
+from __future__ import annotations
+
+import json
+
+from swarmai.render import naming
+from swarmai.render.plan import Healthcheck, Mount, RenderedFile, ServicePlan
+from swarmai.spec import Model, Stack, image_for
+
+# A model server is healthy only once its model is loaded; loading may first
+# download the artifacts, so allow generous start periods.
+_MODEL_START_PERIOD_S = 180
+# Longer than Traefik's Swarm refresh (2 s) plus the longest request, so a task
+# being replaced keeps answering until the gateway has stopped sending to it.
+_DRAIN_S = 20
+_SYNC_POLL_S = 30
+_SYNC_MARKER = ".swarmai-synced"
+_CONF_DIR = "/etc/swarmai"
+# TorchServe's own archive version is not used: MLflow is the version authority,
+# and a constant keeps the rendered per-model settings bound to the archive.
+TORCHSERVE_ARCHIVE_VERSION = "1.0"
+
+
+def model_services(stack: Stack, model: Model) -> list[ServicePlan]:
+    """The serving service of ``model`` and, for external runtimes, its sync step."""
+    if model.runtime == "fastapi":
+        return [_fastapi(stack, model)]
+    if model.runtime == "tfserving":
+        return [_sync(stack, model, "tfserving"), _tfserving(stack, model)]
+    return [_sync(stack, model, "torchserve"), _torchserve(stack, model)]
+
+
+def serving_port(model: Model) -> int:
+    """The port Traefik forwards the model's route to."""
+    return {
+        "fastapi": naming.FASTAPI_PORT,
+        "tfserving": naming.TFSERVING_REST_PORT,
+        "torchserve": naming.TORCHSERVE_INFERENCE_PORT,
+    }[model.runtime]
+
+
+def runtime_files(model: Model) -> dict[str, str]:
+    """Config files the model's runtime reads, by bundle path."""
+    if model.runtime == "tfserving":
+        files = {
+            _path(model, "models.config"): tfserving_model_config(model),
+            _path(model, "monitoring.config"): _TFSERVING_MONITORING,
+        }
+        if model.batching is not None:
+            files[_path(model, "batching.config")] = tfserving_batching_config(model)
+        return files
+    if model.runtime == "torchserve":
+        return {_path(model, "config.properties"): torchserve_properties(model)}
+    return {}
+
+
+def tfserving_model_config(model: Model) -> str:
+    """TF Serving's ``ModelServerConfig`` text proto: serve the newest version."""
+    return (
+        "model_config_list {\n"
+        "  config {\n"
+        f"    name: '{model.name}'\n"
+        f"    base_path: '{naming.TFSERVING_MODELS}/{model.name}'\n"
+        "    model_platform: 'tensorflow'\n"
+        "    model_version_policy { latest { num_versions: 1 } }\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+_TFSERVING_MONITORING = (
+    'prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n'
+)
+
+
+def tfserving_batching_config(model: Model) -> str:
+    assert model.batching is not None
+    return (
+        f"max_batch_size {{ value: {model.batching.max_batch_size} }}\n"
+        f"batch_timeout_micros {{ value: {model.batching.max_delay_ms * 1000} }}\n"
+        "max_enqueued_batches { value: 1000 }\n"
+        "num_batch_threads { value: 4 }\n"
+    )
+
+
+def torchserve_properties(model: Model) -> str:
+    """TorchServe's config.properties.
+
+    Token auth is off because the management API listens on loopback only and
+    inference is reached through the gateway, which owns authentication; the
+    model-registration API stays disabled.
+    """
+    batching = model.batching
+    settings = {
+        "defaultVersion": True,
+        "marName": f"{model.name}.mar",
+        "minWorkers": 1,
+        "maxWorkers": 1,
+        "batchSize": batching.max_batch_size if batching else 1,
+        "maxBatchDelay": batching.max_delay_ms if batching else 0,
+        "responseTimeout": 120,
+    }
+    models = {model.name: {TORCHSERVE_ARCHIVE_VERSION: settings}}
+    lines = [
+        f"inference_address=http://0.0.0.0:{naming.TORCHSERVE_INFERENCE_PORT}",
+        f"management_address=http://127.0.0.1:{naming.TORCHSERVE_MANAGEMENT_PORT}",
+        f"metrics_address=http://0.0.0.0:{naming.TORCHSERVE_METRICS_PORT}",
+        f"model_store={naming.TORCHSERVE_STORE}",
+        f"load_models={model.name}.mar",
+        f"models={json.dumps(models, separators=(',', ':'))}",
+        f"number_of_gpu={len(model.gpus.devices) if model.gpus else 0}",
+        "disable_token_authorization=true",
+        "enable_model_api=false",
+        "install_py_dep_per_model=false",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _fastapi(stack: Stack, model: Model) -> ServicePlan:
+    environment = {
+        "MODEL_URI": model.model,
+        "MODEL_NAME": model.name,
+        "MLFLOW_TRACKING_URI": naming.mlflow_url(),
+        "PORT": str(naming.FASTAPI_PORT),
+        "SWARMAI_MODEL_CACHE": naming.MODEL_CACHE,
+        "SWARMAI_DRAIN_SECONDS": str(_DRAIN_S - 5),
+    }
+    if model.batching is not None:
+        environment["SWARMAI_MAX_BATCH_SIZE"] = str(model.batching.max_batch_size)
+        environment["SWARMAI_MAX_DELAY_MS"] = str(model.batching.max_delay_ms)
+    probe = f"http://127.0.0.1:{naming.FASTAPI_PORT}/readyz"
+    code = f"import urllib.request; urllib.request.urlopen({probe!r}, timeout=4)"
+    return _server(
+        stack, model,
+        image=image_for(stack.images, "fastapi"),
+        environment=environment,
+        volumes=(Mount("model-cache", naming.MODEL_CACHE),),
+        healthcheck=("CMD", "python3", "-c", code),
+    )
+
+
+def _tfserving(stack: Stack, model: Model) -> ServicePlan:
+    conf = f"{_CONF_DIR}/{model.name}"
+    command = [
+        f"--port={8500}",
+        f"--rest_api_port={naming.TFSERVING_REST_PORT}",
+        f"--model_config_file={conf}/models.config",
+        f"--monitoring_config_file={conf}/monitoring.config",
+        "--file_system_poll_wait_seconds=1",
+    ]
+    files = [
+        _file(model, "models.config", conf),
+        _file(model, "monitoring.config", conf),
+    ]
+    if model.batching is not None:
+        command += ["--enable_batching=true", f"--batching_parameters_file={conf}/batching.config"]
+        files.append(_file(model, "batching.config", conf))
+    # The CPU image has no curl or wget, but it has bash: speak HTTP over
+    # /dev/tcp and require the model's version status to be AVAILABLE.
+    request = f"GET /v1/models/{model.name} HTTP/1.0\\r\\n\\r\\n"
+    check = (
+        f"exec 3<>/dev/tcp/127.0.0.1/{naming.TFSERVING_REST_PORT} && "
+        f"printf '{request}' >&3 && grep -q '\"AVAILABLE\"' <&3"
+    )
+    key = "tfserving-gpu" if model.gpus else "tfserving"
+    return _server(
+        stack, model,
+        image=image_for(stack.images, key),
+        command=tuple(command),
+        volumes=(Mount(naming.store_volume(model), naming.TFSERVING_MODELS, read_only=True),),
+        files=tuple(files),
+        healthcheck=("CMD", "bash", "-c", check),
+    )
+
+
+def _torchserve(stack: Stack, model: Model) -> ServicePlan:
+    conf = f"{_CONF_DIR}/{model.name}"
+    mar = f"{naming.TORCHSERVE_STORE}/{model.name}.mar"
+    # Wait for the sync step's archive, then run in the foreground so the
+    # container exits (and is restarted) if the Java server dies.
+    start = (
+        f"until [ -f {mar} ]; do sleep 1; done; "
+        f"exec torchserve --foreground --ncs --disable-token-auth "
+        f"--ts-config {conf}/config.properties"
+    )
+    code = (
+        "import json, urllib.request as r; "
+        f"r.urlopen('http://127.0.0.1:{naming.TORCHSERVE_INFERENCE_PORT}/ping', timeout=4); "
+        f"m = json.load(r.urlopen('http://127.0.0.1:{naming.TORCHSERVE_MANAGEMENT_PORT}"
+        f"/models/{model.name}', timeout=4)); "
+        "assert any(w['status'] == 'READY' for w in m[0]['workers'])"
+    )
+    key = "torchserve-gpu" if model.gpus else "torchserve"
+    return _server(
+        stack, model,
+        image=image_for(stack.images, key),
+        entrypoint=("/bin/sh", "-c", start),
+        volumes=(Mount(naming.store_volume(model), naming.TORCHSERVE_STORE, read_only=True),),
+        files=(_file(model, "config.properties", conf),),
+        healthcheck=("CMD", "python3", "-c", code),
+    )
+
+
+def _server(
+    stack: Stack,
+    model: Model,
+    *,
+    image: str,
+    healthcheck: tuple[str, ...],
+    environment: dict[str, str] | None = None,
+    command: tuple[str, ...] | None = None,
+    entrypoint: tuple[str, ...] | None = None,
+    volumes: tuple[Mount, ...] = (),
+    files: tuple[RenderedFile, ...] = (),
+) -> ServicePlan:
+    """What every model server shares: routing, labels, GPUs, drain and roll policy."""
+    labels = {
+        "swarmai.stack": stack.name,
+        "swarmai.model": model.name,
+        "swarmai.runtime": model.runtime,
+        "swarmai.model-uri": model.model,
+    }
+    exclusive_gpu = model.gpus is not None and not model.gpus.share
+    depends = (naming.sync_service(model),) if model.runtime != "fastapi" else (naming.MLFLOW,)
+    return ServicePlan(
+        name=naming.model_service(model),
+        image=image,
+        role="model",
+        command=command,
+        entrypoint=entrypoint,
+        environment=environment or {},
+        networks=(naming.MODELS_NET,),
+        volumes=volumes,
+        files=files,
+        healthcheck=Healthcheck(healthcheck, start_period_s=_MODEL_START_PERIOD_S,
+                                interval_s=5, retries=3),
+        labels=labels,
+        replicas=model.replicas,
+        gpus=model.gpus,
+        resources=model.resources,
+        placement_node=model.gpus.node if model.gpus else None,
+        routed_model=model,
+        route_port=serving_port(model),
+        depends_on=depends,
+        stop_grace_s=_DRAIN_S,
+        # An exclusive GPU cannot be held by the old and the new task at once.
+        start_first=not exclusive_gpu,
+    )
+
+
+def _sync(stack: Stack, model: Model, layout: str) -> ServicePlan:
+    return ServicePlan(
+        name=naming.sync_service(model),
+        image=image_for(stack.images, "model-sync"),
+        role="sync",
+        environment={
+            "MODEL_URI": model.model,
+            "MODEL_NAME": model.name,
+            "MLFLOW_TRACKING_URI": naming.mlflow_url(),
+            "SWARMAI_LAYOUT": layout,
+            "SWARMAI_STORE": "/store",
+            "SWARMAI_MODEL_CACHE": naming.MODEL_CACHE,
+            "SWARMAI_POLL_SECONDS": str(_SYNC_POLL_S),
+            "SWARMAI_ARCHIVE_VERSION": TORCHSERVE_ARCHIVE_VERSION,
+        },
+        networks=(naming.MODELS_NET,),
+        volumes=(
+            Mount(naming.store_volume(model), "/store"),
+            Mount("model-cache", naming.MODEL_CACHE),
+        ),
+        healthcheck=Healthcheck(("CMD", "test", "-e", f"/store/{_SYNC_MARKER}"),
+                                start_period_s=_MODEL_START_PERIOD_S),
+        labels={"swarmai.stack": stack.name, "swarmai.model": model.name},
+        # One sync task on every node that may run the server: the volume is node-local.
+        global_mode=True,
+        # Two sync tasks must never write one node's store at once.
+        start_first=False,
+        gpus=None,
+        depends_on=(naming.MLFLOW,),
+        placement_node=model.gpus.node if model.gpus else None,
+    )
+
+
+def _path(model: Model, filename: str) -> str:
+    return f"runtimes/{model.name}/{filename}"
+
+
+def _file(model: Model, filename: str, conf_dir: str) -> RenderedFile:
+    return RenderedFile(f"{model.name}-{filename.replace('.', '-')}", _path(model, filename),
+                        f"{conf_dir}/{filename}")
