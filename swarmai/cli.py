@@ -51,8 +51,8 @@ def cli() -> None:
     """Serve ML models on Docker Swarm or Compose, GPU by GPU, behind one Traefik gateway.
 
     One declarative stack.yaml describes the gateway, the model registry (MLflow
-    with artifacts on S3-compatible storage) and the models; swarmai validates it,
-    renders the Compose or Swarm files, and deploys them.
+    with artifacts on S3-compatible storage) and the models; swarmai validates it and
+    renders every Compose or Swarm file a deploy needs.
 
     \b
     Examples:

@@ -77,4 +77,16 @@ def _support_files(stack: Stack, target: Target) -> dict[str, str]:
 
 def dump_yaml(data: Any) -> str:
     """YAML as people write it: keys in the order built, block style, no wrapping."""
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=10_000)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     width=10_000)
+
+
+_BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Dumper(_BaseDumper):  # type: ignore[valid-type,misc]
+    """libyaml's emitter (~20x faster than pure Python on big stacks), and no
+    anchors: a value used twice is written twice, as a person would."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True

@@ -1,0 +1,134 @@
+"""Gateway, registry and runtime renderers: the settings each external server needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from swarmai.render import gateway, render_bundle, runtimes
+from swarmai.render.nodes import node_configs
+from swarmai.spec import Stack, load_stack
+
+REPO = Path(__file__).resolve().parents[2]
+Render = Callable[..., dict[str, Any]]
+
+
+def test_traefik_static_polls_swarm_fast_and_keeps_the_dashboard_private(vision: Stack) -> None:
+    static = gateway.static_config(vision, "swarm")
+    swarm = static["providers"]["swarm"]
+    assert swarm["exposedByDefault"] is False
+    assert swarm["refreshSeconds"] < 15
+    assert swarm["constraints"] == "Label(`swarmai.stack`,`vision`)"
+    assert static["api"] == {"dashboard": False, "insecure": False}
+    assert static["providers"]["file"] == {"directory": "/etc/traefik/dynamic", "watch": True}
+
+
+def test_traefik_dynamic_has_strip_retry_and_auth(vision: Stack) -> None:
+    middlewares = gateway.dynamic_config(vision)["http"]["middlewares"]
+    assert middlewares["strip-churn"] == {"stripPrefix": {"prefixes": ["/churn"]}}
+    assert middlewares["strip-bert"] == {"stripPrefix": {"prefixes": ["/models/bert"]}}
+    assert middlewares["retry"]["retry"]["attempts"] >= 1
+    assert middlewares["auth"]["basicAuth"]["usersFile"] == "/run/secrets/gateway-htpasswd"
+
+
+def test_dashboard_is_published_only_when_asked(vision: Stack, main_document: Render) -> None:
+    closed = main_document(vision, "swarm")["services"]["gateway"]["ports"]
+    assert [p["target"] for p in closed] == [80]
+    opened = vision.model_copy(update={"gateway": vision.gateway.model_copy(
+        update={"dashboard": True})})
+    ports = main_document(opened, "swarm")["services"]["gateway"]["ports"]
+    assert [p["target"] for p in ports] == [80, 8080]
+    router = gateway.dynamic_config(opened)["http"]["routers"]["dashboard"]
+    assert router["service"] == "api@internal" and router["middlewares"] == ["auth"]
+
+
+def test_mlflow_is_proxied_with_allowed_hosts_and_checksum_settings(
+    vision: Stack, main_document: Render
+) -> None:
+    mlflow = main_document(vision, "swarm")["services"]["mlflow"]
+    env = mlflow["environment"]
+    assert "mlflow" in env["SWARMAI_ALLOWED_HOSTS"].split(",")
+    assert env["AWS_REQUEST_CHECKSUM_CALCULATION"] == "when_required"
+    assert env["AWS_RESPONSE_CHECKSUM_VALIDATION"] == "when_required"
+    assert env["SWARMAI_BACKEND_STORE_URI"] == "postgresql://mlflow@postgres:5432/mlflow"
+    script = render_bundle(vision, "swarm").files["registry/mlflow-entrypoint.sh"]
+    assert '--artifacts-destination "s3://${SWARMAI_BUCKET}/artifacts"' in script
+    assert "--allowed-hosts" in script and "--default-artifact-root" not in script
+    # Only MLflow holds S3 settings: model servers need the tracking URL alone.
+    churn = main_document(vision, "swarm")["services"]["model-churn"]["environment"]
+    assert not any(k.startswith(("AWS_", "MLFLOW_S3")) for k in churn)
+    assert churn["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+
+
+def test_tfserving_reads_a_synced_volume_with_rendered_configs(
+    vision: Stack, main_document: Render
+) -> None:
+    services = main_document(vision, "swarm")["services"]
+    bert = services["model-bert"]
+    assert "--model_config_file=/etc/swarmai/bert/models.config" in bert["command"]
+    assert "--monitoring_config_file=/etc/swarmai/bert/monitoring.config" in bert["command"]
+    assert {"type": "volume", "source": "store-bert", "target": "/models",
+            "read_only": True} in bert["volumes"]
+    assert bert["healthcheck"]["test"][:2] == ["CMD", "bash"]
+    assert "AVAILABLE" in bert["healthcheck"]["test"][-1]
+    sync = services["sync-bert"]
+    assert sync["environment"]["SWARMAI_LAYOUT"] == "tfserving"
+    assert sync["deploy"]["mode"] == "global"
+    assert sync["deploy"]["placement"]["constraints"] == ["node.hostname == gpu-a"]
+    config = runtimes.tfserving_model_config(vision.models[1])
+    assert "base_path: '/models/bert'" in config
+
+
+def test_torchserve_properties_bind_all_and_carry_batching(vision: Stack) -> None:
+    props = runtimes.torchserve_properties(vision.models[0])
+    assert "inference_address=http://0.0.0.0:8080" in props
+    assert "management_address=http://127.0.0.1:8081" in props
+    assert '"batchSize":8' in props and '"maxBatchDelay":10' in props
+    assert "disable_token_authorization=true" in props
+    assert "enable_model_api=false" in props
+
+
+def test_fastapi_server_gets_model_uri_and_batching(vision: Stack, main_document: Render) -> None:
+    env = main_document(vision, "swarm")["services"]["model-churn"]["environment"]
+    assert env["MODEL_URI"] == "models:/churn@production"
+    assert env["SWARMAI_MAX_BATCH_SIZE"] == "32"
+    assert env["SWARMAI_MAX_DELAY_MS"] == "5"
+
+
+def test_image_overrides_replace_pinned_defaults(main_document: Render) -> None:
+    cpu = load_stack(REPO / "stacks/cpu.yaml")
+    services = main_document(cpu, "swarm")["services"]
+    assert services["gateway"]["image"] == "registry.local:5000/traefik:v3.7.15"
+    assert services["model-sentiment"]["image"] == "tensorflow/serving:2.18.0"
+    assert all(":" in s["image"] and not s["image"].endswith(":latest")
+               for s in services.values())
+
+
+def test_dollar_signs_survive_compose_interpolation(
+    write_stack: Callable[..., Path],
+) -> None:
+    path = write_stack("""
+        version: 1
+        name: dollar
+        models: [{name: a, runtime: fastapi, model: "models:/a@prod"}]
+        images: {fastapi: "registry.local/server:v1"}
+    """)
+    stack = load_stack(path)
+    bundle = render_bundle(stack, "compose")
+    # The TorchServe/TF commands contain no '$' here; the scripts do, but they
+    # are files, not interpolated.  The escaping itself:
+    from swarmai.render.common import escape_interpolation
+
+    assert escape_interpolation({"a": ["x$y"]}) == {"a": ["x$$y"]}
+    assert yaml.safe_load(bundle.files["compose.yml"])["name"] == "dollar"
+
+
+def test_nodes_config_advertises_each_device_once(vision: Stack) -> None:
+    configs = {c.hostname: c for c in node_configs(vision)}
+    assert configs["gpu-a"].daemon_json["node-generic-resources"] == [
+        "swarmai-gpu-gpu-a-0=1", "swarmai-gpu-gpu-a-1=1"]
+    assert configs["gpu-b"].daemon_json["default-runtime"] == "nvidia"
+    assert 'swarm-resource = ""' in configs["gpu-a"].nvidia_toml

@@ -1,0 +1,150 @@
+"""Properties of the Swarm stack file that Traefik, the scheduler and rolling updates rely on."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from swarmai.render import render_bundle
+from swarmai.spec import Stack
+
+Render = Callable[..., dict[str, Any]]
+
+
+def test_traefik_labels_are_on_the_service_with_the_mandatory_port(
+    vision: Stack, main_document: Render
+) -> None:
+    services = main_document(vision, "swarm")["services"]
+    churn = services["model-churn"]
+    assert "labels" not in churn, "Traefik ignores container labels on Swarm"
+    labels = churn["deploy"]["labels"]
+    assert labels["traefik.http.services.vision-churn.loadbalancer.server.port"] == "8000"
+    assert labels["traefik.http.routers.vision-churn.rule"] == (
+        "Path(`/churn`) || PathPrefix(`/churn/`)"
+    )
+    assert labels["traefik.swarm.network"] == "vision_models"
+    assert labels["traefik.http.routers.vision-churn.middlewares"] == (
+        "auth@file,strip-churn@file,retry@file"
+    )
+    assert services["model-bert"]["deploy"]["labels"][
+        "traefik.http.services.vision-bert.loadbalancer.server.port"] == "8501"
+
+
+def test_each_pinned_device_is_its_own_generic_resource_on_its_node(
+    vision: Stack, main_document: Render
+) -> None:
+    services = main_document(vision, "swarm")["services"]
+    resnet = services["model-resnet"]
+    assert resnet["deploy"]["placement"]["constraints"] == ["node.hostname == gpu-a"]
+    assert resnet["deploy"]["resources"]["reservations"]["generic_resources"] == [
+        {"discrete_resource_spec": {"kind": "swarmai-gpu-gpu-a-0", "value": 1}}
+    ]
+    assert resnet["environment"]["NVIDIA_VISIBLE_DEVICES"] == "0"
+    bert = services["model-bert"]["deploy"]["resources"]["reservations"]["generic_resources"]
+    assert bert[0]["discrete_resource_spec"]["kind"] == "swarmai-gpu-gpu-a-1"
+    # Services without GPUs must not inherit a CUDA image's NVIDIA_VISIBLE_DEVICES=all.
+    assert services["model-churn"]["environment"]["NVIDIA_VISIBLE_DEVICES"] == "void"
+    assert services["gateway"]["environment"]["NVIDIA_VISIBLE_DEVICES"] == "void"
+
+
+def test_shared_gpus_are_placed_but_not_reserved(write_stack: Callable[..., Any],
+                                                  main_document: Render) -> None:
+    from swarmai.spec import load_stack
+
+    path = write_stack("""
+        version: 1
+        name: shared
+        nodes: {gpu-a: {gpus: ["0"]}}
+        models:
+          - {name: a, runtime: fastapi, model: "models:/a@prod",
+             gpus: {node: gpu-a, devices: ["0"], share: true}, replicas: 2}
+          - {name: b, runtime: fastapi, model: "models:/b@prod",
+             gpus: {node: gpu-a, devices: ["0"], share: true}}
+    """)
+    services = main_document(load_stack(path), "swarm")["services"]
+    for name in ("model-a", "model-b"):
+        assert "resources" not in services[name]["deploy"]
+        assert services[name]["environment"]["NVIDIA_VISIBLE_DEVICES"] == "0"
+        assert services[name]["deploy"]["placement"]["constraints"] == ["node.hostname == gpu-a"]
+        assert services[name]["deploy"]["update_config"]["order"] == "start-first"
+
+
+def test_rolling_updates_start_first_roll_back_and_outlast_the_health_window(
+    vision: Stack, main_document: Render
+) -> None:
+    services = main_document(vision, "swarm")["services"]
+    churn = services["model-churn"]
+    update = churn["deploy"]["update_config"]
+    assert update["order"] == "start-first"
+    assert update["failure_action"] == "rollback"
+    health = churn["healthcheck"]
+    window = (_seconds(health["start_period"]) + _seconds(health["interval"]) * health["retries"])
+    assert _seconds(update["monitor"]) > window
+    # An exclusive GPU cannot be held twice: that service must stop first.
+    assert services["model-resnet"]["deploy"]["update_config"]["order"] == "stop-first"
+
+
+@pytest.mark.parametrize(("ipvs", "endpoint_mode", "port_mode"), [(False, "dnsrr", "host"),
+                                                                   (True, None, "ingress")])
+def test_ipvs_decides_endpoint_mode_and_port_mode(
+    vision: Stack, main_document: Render, ipvs: bool, endpoint_mode: str | None, port_mode: str
+) -> None:
+    services = main_document(vision, "swarm", ipvs=ipvs)["services"]
+    for service in services.values():
+        assert service["deploy"].get("endpoint_mode") == endpoint_mode
+    assert services["gateway"]["ports"] == [
+        {"target": 80, "published": 80, "protocol": "tcp", "mode": port_mode}
+    ]
+
+
+def test_gateway_runs_on_a_manager_with_a_read_only_socket(
+    vision: Stack, main_document: Render
+) -> None:
+    gateway = main_document(vision, "swarm")["services"]["gateway"]
+    assert gateway["deploy"]["placement"]["constraints"] == ["node.role == manager"]
+    assert {"type": "bind", "source": "/var/run/docker.sock",
+            "target": "/var/run/docker.sock", "read_only": True} in gateway["volumes"]
+
+
+def test_only_the_gateway_port_is_published(vision: Stack, main_document: Render) -> None:
+    services = main_document(vision, "swarm")["services"]
+    published = {name for name, s in services.items() if s.get("ports")}
+    assert published == {"gateway"}
+
+
+def test_secrets_are_external_and_never_values(vision: Stack, main_document: Render) -> None:
+    document = main_document(vision, "swarm")
+    assert document["secrets"] == {
+        "gateway-htpasswd": {"external": True},
+        "s3-creds": {"external": True},
+        "mlflow-db-password": {"external": True},
+    }
+    for service in document["services"].values():
+        for key in service.get("environment", {}):
+            assert not re.search(r"PASSWORD$|SECRET_ACCESS_KEY$|ACCESS_KEY_ID$", key), key
+
+
+def test_config_names_follow_their_content(vision: Stack) -> None:
+    bundle = render_bundle(vision, "swarm", ipvs=False)
+    changed = vision.model_copy(update={"gateway": vision.gateway.model_copy(
+        update={"dashboard": True})})
+    other = render_bundle(changed, "swarm", ipvs=False)
+    import yaml
+
+    before = yaml.safe_load(bundle.files["stack.yml"])["configs"]
+    after = yaml.safe_load(other.files["stack.yml"])["configs"]
+    assert before["traefik-static"]["name"] != after["traefik-static"]["name"]
+    assert before["mlflow-entrypoint"]["name"] == after["mlflow-entrypoint"]["name"]
+    assert before["traefik-static"]["name"].startswith("vision_traefik-static_")
+
+
+def test_rendering_is_deterministic(vision: Stack) -> None:
+    assert render_bundle(vision, "swarm").files == render_bundle(vision, "swarm").files
+
+
+def _seconds(duration: str) -> int:
+    assert duration.endswith("s")
+    return int(duration[:-1])
