@@ -18,9 +18,6 @@ from swarmai.spec.suggest import did_you_mean
 
 Loc = tuple[str | int, ...]
 
-# Paths the gateway keeps for itself when the dashboard is on.
-_DASHBOARD_PATHS = ("/api", "/dashboard")
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -65,12 +62,6 @@ def _routes(stack: Stack) -> Iterator[Finding]:
             )
         else:
             first_seen[route] = index
-        if stack.gateway.dashboard and route.startswith(_DASHBOARD_PATHS):
-            yield Finding(
-                loc,
-                f"route {route!r} collides with the Traefik dashboard's /api and /dashboard",
-                "choose another route or set gateway.dashboard: false",
-            )
 
 
 def _storage(stack: Stack) -> Iterator[Finding]:
@@ -164,6 +155,8 @@ def _gpu_exclusivity(stack: Stack, target: Target) -> Iterator[Finding]:
     for index, model in enumerate(stack.models):
         if model.gpus is None:
             continue
+        if target == "swarm" and model.gpus.node is None:
+            continue  # already reported as a missing node
         node = (model.gpus.node or "") if target == "swarm" else "this host"
         for device in dict.fromkeys(model.gpus.devices):
             holders[(node, device)].append(index)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -64,19 +64,29 @@ _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoade
 
 
 class _StrictLoader(_SafeLoader):  # type: ignore[valid-type,misc]
-    """SafeLoader that refuses duplicate keys instead of silently keeping the last."""
+    """SafeLoader that refuses duplicate and non-text keys instead of guessing."""
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# Far deeper than any stack file; shallow enough that neither libyaml's
+# recursive composer nor Python's recursion limit is ever reached.
+MAX_DEPTH = 64
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
+    seen: set[str] = set()
     for key_node, _ in node.value:
+        if key_node.tag == _MERGE_TAG:
+            continue  # `<<: *anchor` merges; its keys may be overridden explicitly
         key = loader.construct_object(key_node)
-        if not isinstance(key, Hashable):
-            continue  # construct_mapping below reports "found unhashable key"
-        if key in seen:
-            mark = key_node.start_mark
+        if not isinstance(key, str):
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (the first one would be silently lost)", mark
+                None, None, f"key {key!r} is not text (quote it)", key_node.start_mark
+            )
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (the first one would be silently lost)",
+                key_node.start_mark,
             )
         seen.add(key)
     mapping: dict[Any, Any] = loader.construct_mapping(node)
@@ -94,16 +104,41 @@ def _read_yaml(path: Path, label: str) -> object:
     except (OSError, UnicodeDecodeError) as error:
         raise SpecError([Problem(label, "", f"cannot be read: {error}")]) from None
     try:
+        _check_depth(text, label)
         document = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: builds no objects
     except yaml.MarkedYAMLError as error:
         raise SpecError([_yaml_problem(label, error)]) from None
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, ValueError, RecursionError) as error:
+        # PyYAML's constructors raise plain ValueError for values such as a
+        # 2020-13-45 timestamp or `!!int abc`.
         raise SpecError([Problem(label, "", f"is not valid YAML: {error}")]) from None
     if not isinstance(document, dict):
-        kind = "empty" if document is None else f"a {type(document).__name__}"
-        raise SpecError([Problem(label, "", f"must be a YAML mapping, but it is {kind}",
+        raise SpecError([Problem(label, "", f"must be a YAML mapping, but it is {_kind(document)}",
                                  "start from an example in stacks/")])
     return document
+
+
+def _check_depth(text: str, label: str) -> None:
+    """Refuse absurd nesting with one pass over parser events (which do not recurse)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+                raise SpecError([Problem(label, "", f"nests deeper than {MAX_DEPTH} levels{where}",
+                                         "a stack file needs a handful of levels")])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _kind(document: object) -> str:
+    if document is None:
+        return "empty"
+    names = {"int": "an integer", "float": "a number", "str": "a string", "list": "a list",
+             "bool": "a boolean"}
+    return names.get(type(document).__name__, f"a {type(document).__name__}")
 
 
 def _yaml_problem(label: str, error: yaml.MarkedYAMLError) -> Problem:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, NoReturn, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 _T = TypeVar("_T")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 Runtime = Literal["tfserving", "torchserve", "fastapi"]
 Target = Literal["compose", "swarm"]
@@ -29,14 +31,16 @@ MODEL_URI = re.compile(
     r"(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>[1-9][0-9]*))$"
 )
 GPU_ID = re.compile(r"^(?:[0-9]+|GPU-[0-9A-Fa-f-]{8,}|MIG-[0-9A-Fa-f-]{8,})$")
-DOCKER_SIZE = re.compile(r"^[0-9]+(?:\.[0-9]+)?[bkmgBKMG]?[bB]?$")
-ROUTE = re.compile(r"^(?:/[A-Za-z0-9._~-]+)+$")
+DOCKER_SIZE = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:[bB]|[kKmMgG][bB]?)?$")
+CPUS = re.compile(r"^-?[0-9]+(?:\.[0-9]+)?$")
+ROUTE = re.compile(r"^(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+)+$")
+BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
 
 
 def _matches(pattern: re.Pattern[str], what: str, example: str) -> AfterValidator:
     def check(value: str) -> str:
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             raise ValueError(f"{value!r} is not {what} (for example {example})")
         return value
 
@@ -44,7 +48,7 @@ def _matches(pattern: re.Pattern[str], what: str, example: str) -> AfterValidato
 
 
 def _model_uri(value: str) -> str:
-    match = MODEL_URI.match(value)
+    match = MODEL_URI.fullmatch(value)
     if not match:
         raise ValueError(
             f"{value!r} is not a registry model URI "
@@ -70,13 +74,13 @@ def _non_empty(items: tuple[_T, ...]) -> tuple[_T, ...]:
 
 
 def _positive_cpus(value: object) -> str:
-    try:
-        number = float(str(value))
-    except ValueError:
-        raise ValueError(f"{value!r} is not a number of CPUs (for example \"1.5\")") from None
-    if not number > 0 or number != number or number == float("inf"):
+    # Docker parses cpus strictly: plain decimal digits, nothing else.
+    text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not CPUS.fullmatch(text):
+        raise ValueError(f"{value!r} is not a number of CPUs (for example \"1.5\")")
+    if not float(text) > 0:
         raise ValueError(f"cpus must be a positive number, got {value!r}")
-    return str(value)
+    return text
 
 
 DnsLabel = Annotated[str, _matches(DNS_LABEL, "a lowercase DNS label of at most 40 characters",
@@ -92,6 +96,22 @@ DockerSize = Annotated[str, BeforeValidator(_id_as_text),
 Cpus = Annotated[str, BeforeValidator(_positive_cpus)]
 ImageRef = Annotated[str, _matches(IMAGE_REF, "an image reference",
                                    "'registry.local/traefik:v3.7.15'")]
+
+
+class FrozenDict(dict[_K, _V]):
+    """A dict that refuses changes after construction, and so can be hashed.
+
+    Keeps ``Stack`` immutable all the way down while still serialising as a dict.
+    """
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("a loaded stack is immutable; load the file again instead")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
 
 
 class _Spec(BaseModel):
@@ -117,7 +137,8 @@ class Network(_Spec):
 
 class Storage(_Spec):
     backend: Literal["seaweedfs", "minio", "external"] = "seaweedfs"
-    bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] = "mlflow"
+    bucket: Annotated[str, _matches(BUCKET, "an S3 bucket name (3-63 lowercase letters, "
+                                    "digits, '.' or '-')", "'mlflow'")] = "mlflow"
     credentials_secret: SecretName = "s3-creds"
     endpoint: Annotated[str, Field(pattern=r"^https?://[^\s/]+(?::[0-9]+)?/?$")] | None = None
     publish_port: int | None = Field(default=None, ge=1, le=65535)
@@ -166,7 +187,7 @@ class Model(_Spec):
     @property
     def registered_name(self) -> str:
         """The registered-model name in MLflow, taken from the model URI."""
-        match = MODEL_URI.match(self.model)
+        match = MODEL_URI.fullmatch(self.model)
         assert match is not None  # guaranteed by the field validator
         return match["name"]
 
@@ -178,6 +199,8 @@ class Stack(_Spec):
     network: Network = Network()
     storage: Storage = Storage()
     registry: Registry = Registry()
-    nodes: Mapping[NodeName, Node] = Field(default_factory=dict)
+    nodes: Annotated[Mapping[NodeName, Node], AfterValidator(FrozenDict)] = Field(
+        default_factory=FrozenDict)
     models: Annotated[tuple[Model, ...], AfterValidator(_non_empty)]
-    images: Mapping[str, ImageRef] = Field(default_factory=dict)
+    images: Annotated[Mapping[str, ImageRef], AfterValidator(FrozenDict)] = Field(
+        default_factory=FrozenDict)
