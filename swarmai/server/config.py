@@ -1,0 +1,94 @@
+"""Runtime settings, read once from the container's environment.
+
+The renderer (``swarmai render``) writes these variables into each model
+service; nothing else configures the server, so one image serves every model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from swarmai.errors import SwarmaiError
+
+DEFAULT_CACHE_DIR = "/var/cache/swarmai/models"
+
+N = TypeVar("N", int, float)
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's names
+
+
+class ConfigError(SwarmaiError):
+    """An environment variable is missing or malformed; the server cannot start."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to know, with the defaults documented here."""
+
+    model_uri: str
+    tracking_uri: str | None = None
+    # The stack's name for the model, sent in X-Model-Name; the registered
+    # name may differ (one registered model can back several stack entries).
+    model_name: str | None = None
+    max_batch_size: int = 1
+    max_delay_ms: float = 0.0
+    cache_dir: str = DEFAULT_CACHE_DIR
+    host: str = "0.0.0.0"
+    port: int = 8000
+    # Upper bound on waiting for in-flight requests after SIGTERM; the stack's
+    # stop_grace_period must be longer, or Docker kills us mid-drain.
+    drain_seconds: int = 10
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (``os.environ`` when ``None``)."""
+        env = os.environ if environ is None else environ
+        model_uri = env.get("MODEL_URI", "").strip()
+        if not model_uri:
+            raise ConfigError("MODEL_URI is not set (for example models:/churn@production)")
+        return cls(
+            model_uri=model_uri,
+            tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
+            model_name=env.get("MODEL_NAME") or None,
+            max_batch_size=_number(env, "SWARMAI_MAX_BATCH_SIZE", int, 1, minimum=1),
+            max_delay_ms=_number(env, "SWARMAI_MAX_DELAY_MS", float, 0.0, minimum=0),
+            cache_dir=env.get("SWARMAI_MODEL_CACHE") or DEFAULT_CACHE_DIR,
+            host=env.get("SWARMAI_HOST") or "0.0.0.0",
+            port=_number(env, "PORT", int, 8000, minimum=1, maximum=65535),
+            drain_seconds=_number(env, "SWARMAI_DRAIN_SECONDS", int, 10, minimum=0),
+            log_level=_log_level(env.get("SWARMAI_LOG_LEVEL") or "info"),
+        )
+
+
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    kind: type[N],
+    default: N,
+    *,
+    minimum: float,
+    maximum: float | None = None,
+) -> N:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and at most {maximum:g}" if maximum is not None else ""
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}{upper}")
+    return value
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"SWARMAI_LOG_LEVEL={raw!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level

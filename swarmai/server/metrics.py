@@ -1,0 +1,60 @@
+"""Prometheus metrics of one server, on a registry of its own.
+
+A private registry (not prometheus_client's global one) lets tests build many
+apps in one process, and keeps library-default collectors out unless we ask.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.process_collector import ProcessCollector
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+class Metrics:
+    """The server's counters, histograms and gauges."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # CPU, memory, open fds of this process
+        self.requests = Counter(
+            "swarmai_requests",
+            "Prediction requests, by HTTP status code.",
+            ["status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "swarmai_request_latency_seconds",
+            "Prediction request latency, queueing and batching included.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_rows = Histogram(
+            "swarmai_batch_size",
+            "Rows per model.predict call.",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_loaded = Gauge(
+            "swarmai_model_loaded",
+            "1 once the model is loaded and serving, else 0.",
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "swarmai_model_info",
+            "Always 1; labels name the registered model and version being served.",
+            ["registered_name", "version"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """The text exposition format, for GET /metrics."""
+        return generate_latest(self.registry)

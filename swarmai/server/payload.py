@@ -1,0 +1,143 @@
+"""Parse MLflow scoring payloads into model inputs the batcher can combine.
+
+We parse ourselves instead of calling ``mlflow.pyfunc.scoring_server``: that
+module pulls in MLflow's whole serving stack at import time, and we need to
+know each request's row count and "shape" (columns, dtypes, params) so the
+batcher only concatenates requests a single model call can take together.
+Named-tensor inputs (a dict of arrays) are rejected: they cannot be batched by
+rows without knowing the model's signature.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+
+DATA_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+PARAMS_KEY = "params"
+
+
+class PayloadError(ValueError):
+    """The request body is not a scoring payload we accept (answered with 400)."""
+
+
+@dataclass(frozen=True, eq=False)
+class ModelInput:
+    """One request's rows, ready for ``model.predict``.
+
+    ``key`` is equal for inputs that may share one ``predict`` call: same kind,
+    same columns and dtypes (or trailing shape and dtype), same params.
+    """
+
+    data: Any  # pandas.DataFrame or numpy.ndarray
+    rows: int
+    params: dict[str, Any] | None
+    key: Hashable
+
+
+def parse_body(body: bytes) -> ModelInput:
+    """Decode a JSON request body; see :func:`parse_payload`."""
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PayloadError(f"request body is not valid JSON: {error}") from None
+    return parse_payload(payload)
+
+
+def parse_payload(payload: object) -> ModelInput:
+    """Turn a decoded MLflow scoring payload into a :class:`ModelInput`."""
+    if not isinstance(payload, Mapping):
+        raise PayloadError(f"request body must be a JSON object with one of {_keys()}")
+    present = [key for key in DATA_KEYS if key in payload]
+    unknown = sorted(set(payload) - set(DATA_KEYS) - {PARAMS_KEY})
+    if len(present) != 1:
+        got = ", ".join(present) if present else "none"
+        raise PayloadError(f"request body must have exactly one of {_keys()}; got {got}")
+    if unknown:
+        raise PayloadError(f"unexpected field(s) {', '.join(unknown)}; allowed: {_keys()}, params")
+    params = _params(payload.get(PARAMS_KEY))
+    fmt = present[0]
+    value = payload[fmt]
+    if fmt == "dataframe_split":
+        return _frame_input(_split_frame(value), params)
+    if fmt == "dataframe_records":
+        return _frame_input(_records_frame(value), params)
+    return _array_input(fmt, value, params)
+
+
+def _keys() -> str:
+    return ", ".join(DATA_KEYS)
+
+
+def _params(value: object) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise PayloadError("params must be a JSON object")
+    return value
+
+
+def _split_frame(value: object) -> Any:
+    if not isinstance(value, Mapping) or "data" not in value:
+        raise PayloadError('dataframe_split must be an object with "data" (and "columns")')
+    extra = sorted(set(value) - {"columns", "data", "index"})
+    if extra:
+        raise PayloadError(f"dataframe_split has unexpected field(s) {', '.join(extra)}")
+    data, columns = value["data"], value.get("columns")
+    if not isinstance(data, list) or not all(isinstance(row, list) for row in data):
+        raise PayloadError("dataframe_split.data must be a list of rows (lists)")
+    if columns is not None and not isinstance(columns, list):
+        raise PayloadError("dataframe_split.columns must be a list")
+    try:
+        return pd.DataFrame(data=data, columns=columns)
+    except (ValueError, TypeError) as error:
+        raise PayloadError(f"dataframe_split does not form a table: {error}") from None
+
+
+def _records_frame(value: object) -> Any:
+    if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+        raise PayloadError("dataframe_records must be a list of objects (one per row)")
+    return pd.DataFrame.from_records(value)
+
+
+def _frame_input(frame: Any, params: dict[str, Any] | None) -> ModelInput:
+    if len(frame) == 0:
+        raise PayloadError("the request has no rows")
+    columns = tuple(str(column) for column in frame.columns)
+    dtypes = tuple(str(dtype) for dtype in frame.dtypes)
+    key = ("dataframe", columns, dtypes, _params_key(params))
+    return ModelInput(data=frame, rows=len(frame), params=params, key=key)
+
+
+def _array_input(fmt: str, value: object, params: dict[str, Any] | None) -> ModelInput:
+    if isinstance(value, dict) or (isinstance(value, list) and value and _all_dicts(value)):
+        raise PayloadError(
+            f"{fmt} with named tensors is not supported; send a list of rows, "
+            "or use dataframe_records"
+        )
+    if not isinstance(value, list):
+        raise PayloadError(f"{fmt} must be a list with one entry per row")
+    try:
+        array = np.asarray(value)
+    except ValueError as error:
+        raise PayloadError(f"{fmt} is not a regular (non-ragged) array: {error}") from None
+    if array.ndim == 0 or array.shape[0] == 0:
+        raise PayloadError("the request has no rows")
+    if array.dtype == object:
+        raise PayloadError(f"{fmt} mixes value types that do not form one array")
+    key = ("tensor", array.shape[1:], array.dtype.str, _params_key(params))
+    return ModelInput(data=array, rows=int(array.shape[0]), params=params, key=key)
+
+
+def _all_dicts(items: list[Any]) -> bool:
+    return all(isinstance(item, dict) for item in items)
+
+
+def _params_key(params: dict[str, Any] | None) -> str | None:
+    # Params are JSON already, so their canonical dump is a hashable identity.
+    return None if params is None else json.dumps(params, sort_keys=True)

@@ -1,0 +1,78 @@
+"""Run a :class:`ModelServer` under uvicorn, with a graceful drain on SIGTERM.
+
+Docker stops a task with SIGTERM, then SIGKILL after the stop grace period.
+On SIGTERM we first flip readiness (so ``/readyz`` and any request that slips
+in get 503 "draining"), then let uvicorn do its graceful shutdown: close the
+listening socket, wait up to ``SWARMAI_DRAIN_SECONDS`` for in-flight requests
+(batched ones included: the batcher keeps running until the lifespan ends),
+then run the lifespan shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+
+import uvicorn
+
+from swarmai.server.app import ModelServer
+from swarmai.server.config import Settings
+from swarmai.server.registry import ModelLoader, mlflow_loader
+
+log = logging.getLogger(__name__)
+
+# Docker probes /readyz every few seconds and Prometheus scrapes /metrics:
+# logging each success would bury the requests worth reading.
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class _QuietProbes(logging.Filter):
+    """Drop uvicorn access-log lines of successful probes and scrapes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # uvicorn.access args: (client, method, path, http_version, status)
+        if isinstance(args, tuple) and len(args) == 5:
+            path, status = str(args[2]).split("?")[0], args[4]
+            return not (path in _QUIET_PATHS and isinstance(status, int) and status < 400)
+        return True
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's server, telling the app to drain before it stops accepting."""
+
+    def __init__(self, config: uvicorn.Config, model_server: ModelServer) -> None:
+        super().__init__(config)
+        self._model_server = model_server
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self.should_exit:
+            self._model_server.begin_drain()
+        super().handle_exit(sig, frame)
+
+
+def serve(settings: Settings, loader: ModelLoader | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; returns the process exit code."""
+    model_server = ModelServer(settings, loader or mlflow_loader(settings))
+    config = uvicorn.Config(
+        model_server.app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=settings.drain_seconds,
+        lifespan="on",
+    )
+    server = _DrainingServer(config, model_server)
+    logging.getLogger("uvicorn.access").addFilter(_QuietProbes())
+    # After its graceful shutdown uvicorn re-raises the signal it caught, to
+    # the handler that was installed before it; without this one the default
+    # action would kill us with 143 although the drain went fine.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _drained)
+    server.run()
+    return 0 if server.started else 1
+
+
+def _drained(signum: int, _frame: FrameType | None) -> None:
+    log.info("stopped after %s", signal.Signals(signum).name)
