@@ -39,6 +39,16 @@ TFSERVING_MODELS = "/models"
 TORCHSERVE_STORE = "/home/model-server/model-store"
 
 
+# MLflow 3.17 advertises presigned S3 URLs to clients of a proxied server, so a
+# client would fetch artifacts from the store directly: the store is on the
+# registry network only (and its name does not resolve elsewhere).  Clients
+# opt out and stream through MLflow, which is what proxied mode is for.
+MLFLOW_CLIENT_ENV = {
+    "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
+    "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false",
+}
+
+
 def model_service(model: Model) -> str:
     return f"model-{model.name}"
 

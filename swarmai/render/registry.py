@@ -45,7 +45,7 @@ def mlflow_service(stack: Stack) -> ServicePlan:
         "SWARMAI_MLFLOW_PORT": str(naming.MLFLOW_PORT),
         "SWARMAI_ALLOWED_HOSTS": ",".join((*_ALLOWED_HOSTS, f"{stack.name}_mlflow")),
         "SWARMAI_BACKEND_STORE_URI": (
-            f"postgresql://mlflow@{naming.POSTGRES}:{naming.POSTGRES_PORT}/mlflow"
+            f"postgresql+psycopg2://mlflow@{naming.POSTGRES}:{naming.POSTGRES_PORT}/mlflow"
             if postgres
             else "sqlite:////var/lib/mlflow/mlflow.db"
         ),

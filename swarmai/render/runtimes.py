@@ -128,6 +128,7 @@ def _fastapi(stack: Stack, model: Model) -> ServicePlan:
         "MODEL_URI": model.model,
         "MODEL_NAME": model.name,
         "MLFLOW_TRACKING_URI": naming.mlflow_url(),
+        **naming.MLFLOW_CLIENT_ENV,
         "PORT": str(naming.FASTAPI_PORT),
         "SWARMAI_MODEL_CACHE": naming.MODEL_CACHE,
         "SWARMAI_DRAIN_SECONDS": str(_DRAIN_S - 5),
@@ -136,7 +137,13 @@ def _fastapi(stack: Stack, model: Model) -> ServicePlan:
         environment["SWARMAI_MAX_BATCH_SIZE"] = str(model.batching.max_batch_size)
         environment["SWARMAI_MAX_DELAY_MS"] = str(model.batching.max_delay_ms)
     probe = f"http://127.0.0.1:{naming.FASTAPI_PORT}/readyz"
-    code = f"import urllib.request; urllib.request.urlopen({probe!r}, timeout=4)"
+    # On failure print /readyz's body (MLflow's error), so `docker inspect`
+    # and swarmai's failure report show why the model is not loaded.
+    code = (
+        "import sys, urllib.error, urllib.request\n"
+        f"try: urllib.request.urlopen({probe!r}, timeout=4)\n"
+        "except urllib.error.HTTPError as e: sys.exit(e.read().decode()[:400])"
+    )
     return _server(
         stack, model,
         image=image_for(stack.images, "fastapi"),
@@ -264,6 +271,7 @@ def _sync(stack: Stack, model: Model, layout: str) -> ServicePlan:
             "MODEL_URI": model.model,
             "MODEL_NAME": model.name,
             "MLFLOW_TRACKING_URI": naming.mlflow_url(),
+            **naming.MLFLOW_CLIENT_ENV,
             "SWARMAI_LAYOUT": layout,
             "SWARMAI_STORE": "/store",
             "SWARMAI_MODEL_CACHE": naming.MODEL_CACHE,

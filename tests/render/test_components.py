@@ -53,7 +53,7 @@ def test_mlflow_is_proxied_with_allowed_hosts_and_checksum_settings(
     assert "mlflow" in env["SWARMAI_ALLOWED_HOSTS"].split(",")
     assert env["AWS_REQUEST_CHECKSUM_CALCULATION"] == "when_required"
     assert env["AWS_RESPONSE_CHECKSUM_VALIDATION"] == "when_required"
-    assert env["SWARMAI_BACKEND_STORE_URI"] == "postgresql://mlflow@postgres:5432/mlflow"
+    assert env["SWARMAI_BACKEND_STORE_URI"] == "postgresql+psycopg2://mlflow@postgres:5432/mlflow"
     script = render_bundle(vision, "swarm").files["registry/mlflow-entrypoint.sh"]
     assert '--artifacts-destination "s3://${SWARMAI_BUCKET}/artifacts"' in script
     assert "--allowed-hosts" in script and "--default-artifact-root" not in script

@@ -4,8 +4,9 @@
 # No secret value appears in the service's environment, labels or command line:
 # boto3 reads the S3 keys from the secret file itself (an AWS shared-credentials
 # file), and the database password reaches libpq through a private pgpass file.
-# Before MLflow starts, the artifact bucket is created when missing, so the first
-# deploy needs no separate bootstrap step and a re-run changes nothing.
+# Before MLflow starts, it waits for its database and S3 store, and creates the
+# artifact bucket when missing, so the first deploy needs no separate bootstrap
+# step, services may start in any order, and a re-run changes nothing.
 set -eu
 
 export AWS_SHARED_CREDENTIALS_FILE="/run/secrets/${SWARMAI_S3_SECRET}"
@@ -20,11 +21,24 @@ fi
 
 python3 - <<'PY'
 import os
+import socket
 import sys
 import time
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+
+# Wait for the database first: MLflow exits at once when it cannot migrate it.
+db_host = os.environ.get("SWARMAI_DB_HOST")
+deadline = time.monotonic() + 120
+while db_host:
+    try:
+        socket.create_connection((db_host, 5432), timeout=2).close()
+        break
+    except OSError as error:
+        if time.monotonic() > deadline:
+            sys.exit(f"swarmai: database {db_host}:5432 not reachable after 120 s: {error}")
+        time.sleep(1)
 
 bucket = os.environ["SWARMAI_BUCKET"]
 s3 = boto3.client("s3", endpoint_url=os.environ["MLFLOW_S3_ENDPOINT_URL"])
