@@ -1,0 +1,1 @@
+"""The model registry side of swarmai: MLflow operations, run beside the stack's MLflow."""

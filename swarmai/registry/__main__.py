@@ -1,0 +1,72 @@
+"""``python -m swarmai.registry``: registry operations as JSON, for the CLI's one-off containers.
+
+The host CLI runs this inside swarmai's server image on the stack's network, so
+MLflow never has to be published.  Output is one JSON document on stdout;
+expected failures print ``{"error": ...}`` and exit 2 (bad input) or 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from swarmai.registry import models
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m swarmai.registry")
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check", help="resolve model URIs")
+    check.add_argument("uris", nargs="+")
+    push = commands.add_parser("push", help="register a model")
+    push.add_argument("name")
+    push.add_argument("path", type=Path)
+    push.add_argument("--alias")
+    commands.add_parser("list", help="list registered versions")
+    args = parser.parse_args(argv)
+    if not args.tracking_uri:
+        return _fail("no MLflow tracking URI (--tracking-uri or MLFLOW_TRACKING_URI)", 2)
+    # MLflow chats on stderr (run links, warnings); keep it for failures only,
+    # so a successful call prints just its JSON answer.
+    chatter = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(chatter):
+            result = _run(args)
+    except models.RegistryError as error:
+        return _fail(str(error), 1, chatter)
+    except Exception as error:  # MLflow's own errors: report them, not a traceback
+        return _fail(f"{type(error).__name__}: {error}", 1, chatter)
+    print(json.dumps(result))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> Any:
+    import mlflow
+
+    mlflow.set_tracking_uri(args.tracking_uri)
+    client = mlflow.MlflowClient()
+    if args.command == "check":
+        return [r.as_dict() for r in models.check(client, args.uris)]
+    if args.command == "push":
+        if not args.path.exists():
+            raise models.RegistryError(f"{args.path} does not exist")
+        return models.push(client, args.name, args.path, args.alias).as_dict()
+    return [v.as_dict() for v in models.list_versions(client)]
+
+
+def _fail(message: str, code: int, chatter: io.StringIO | None = None) -> int:
+    if chatter is not None:
+        sys.stderr.write(chatter.getvalue()[-4000:])
+    print(json.dumps({"error": message}))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

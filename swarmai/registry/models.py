@@ -1,0 +1,203 @@
+"""Model registry operations: the one module that talks to MLflow.
+
+Every function takes an ``mlflow.MlflowClient`` (or anything with the same
+methods) as its first argument, so tests can use a local file-backed MLflow
+and nothing reaches a server by accident.  ``mlflow`` itself is imported only
+inside the functions that log models: the swarmai CLI on the host never needs
+it, because these operations run inside a container on the stack's network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+_MODEL_URI = re.compile(
+    r"^models:/(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)"
+    r"(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>[1-9][0-9]*))$"
+)
+# Tag on each version swarmai registers: the sha256 of what was pushed, so
+# pushing the same model twice reuses its version instead of adding another.
+CONTENT_TAG = "swarmai.content_sha256"
+
+
+class RegistryError(Exception):
+    """MLflow refused or could not answer; the message is MLflow's own."""
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    name: str
+    version: str
+    aliases: tuple[str, ...]
+    status: str = "READY"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    uri: str
+    found: bool
+    version: str | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """``models:/NAME@ALIAS`` -> (NAME, ALIAS, None); ``models:/NAME/N`` -> (NAME, None, N)."""
+    match = _MODEL_URI.fullmatch(uri)
+    if match is None:
+        raise RegistryError(f"{uri!r} is not a models:/NAME@ALIAS or models:/NAME/VERSION URI")
+    return match["name"], match["alias"], match["version"]
+
+
+def resolve(client: Any, uri: str) -> ModelVersionInfo:
+    """The registered version ``uri`` points at now; RegistryError with MLflow's message if none."""
+    name, alias, version = parse_uri(uri)
+    try:
+        if alias is not None:
+            found = client.get_model_version_by_alias(name, alias)
+        else:
+            found = client.get_model_version(name, version)
+    except Exception as error:  # MLflow raises MlflowException and HTTP errors alike
+        raise RegistryError(_mlflow_message(error)) from None
+    return _info(found)
+
+
+def check(client: Any, uris: list[str]) -> list[CheckResult]:
+    """Resolve every URI; report each one instead of stopping at the first miss."""
+    results = []
+    for uri in uris:
+        try:
+            info = resolve(client, uri)
+        except RegistryError as error:
+            results.append(CheckResult(uri, found=False, error=str(error)))
+        else:
+            results.append(CheckResult(uri, found=True, version=info.version))
+    return results
+
+
+def push(client: Any, name: str, path: Path, alias: str | None) -> ModelVersionInfo:
+    """Register the model at ``path`` as ``name`` (reusing an identical version) and set ``alias``.
+
+    ``path`` is an MLflow model directory (with an ``MLmodel`` file), or a pickle
+    of a scikit-learn estimator or of a plain callable (wrapped as a pyfunc).
+    """
+    digest = content_sha256(path)
+    version = _version_with_content(client, name, digest)
+    if version is None:
+        version = _register(client, name, path, digest)
+    if alias is not None:
+        client.set_registered_model_alias(name, alias, version)
+    return _info(client.get_model_version(name, version))
+
+
+def list_versions(client: Any) -> list[ModelVersionInfo]:
+    """Every version of every registered model, newest first within a model."""
+    found: list[ModelVersionInfo] = []
+    for model in client.search_registered_models():
+        # Version search results carry no aliases; the registered model has them all.
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (getattr(model, "aliases", None) or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
+        versions = client.search_model_versions(f"name='{model.name}'")
+        for version in sorted(versions, key=lambda v: -int(v.version)):
+            info = _info(version)
+            found.append(ModelVersionInfo(info.name, info.version,
+                                          tuple(sorted(aliases.get(info.version, []))),
+                                          info.status))
+    return found
+
+
+def content_sha256(path: Path) -> str:
+    """A digest of a file, or of a directory's relative paths and file contents."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _version_with_content(client: Any, name: str, digest: str) -> str | None:
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except Exception:
+        return None  # not registered yet
+    for version in versions:
+        if version.tags.get(CONTENT_TAG) == digest:
+            return str(version.version)
+    return None
+
+
+def _register(client: Any, name: str, path: Path, digest: str) -> str:
+    import mlflow
+
+    with mlflow.start_run(run_name=f"swarmai push {name}"):
+        model_uri = _log_model(path)
+    registered = mlflow.register_model(model_uri, name, tags={CONTENT_TAG: digest})
+    return str(registered.version)
+
+
+def _log_model(path: Path) -> str:
+    import mlflow
+
+    if path.is_dir():
+        if not (path / "MLmodel").is_file():
+            raise RegistryError(f"{path} is a directory without an MLmodel file")
+        mlflow.log_artifacts(str(path), artifact_path="model")
+        run = mlflow.active_run()
+        assert run is not None
+        return f"runs:/{run.info.run_id}/model"
+    obj = _unpickle(path)
+    if type(obj).__module__.startswith("sklearn"):
+        # cloudpickle, not MLflow's newer skops default: skops is not installed
+        # in the server image, and the pickle came from a trusted pusher anyway.
+        info = mlflow.sklearn.log_model(obj, name="model", serialization_format="cloudpickle")
+        return str(info.model_uri)
+    if callable(obj):
+        wrapped = _callable_model(obj)
+        return str(mlflow.pyfunc.log_model(name="model", python_model=wrapped).model_uri)
+    raise RegistryError(f"{path}: a {type(obj).__name__} is neither an estimator nor callable")
+
+
+def _callable_model(function: Any) -> Any:
+    """``function(frame) -> predictions`` as an MLflow PythonModel."""
+    from mlflow.pyfunc.model import PythonModel
+
+    class CallableModel(PythonModel):
+        def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+            return function(model_input)
+
+    return CallableModel()
+
+
+def _unpickle(path: Path) -> Any:
+    import cloudpickle  # type: ignore[import-untyped]
+
+    try:
+        with path.open("rb") as handle:
+            return cloudpickle.load(handle)
+    except Exception as error:
+        raise RegistryError(f"{path} is not a loadable pickle: {error}") from None
+
+
+def _info(version: Any) -> ModelVersionInfo:
+    return ModelVersionInfo(
+        name=str(version.name),
+        version=str(version.version),
+        aliases=tuple(getattr(version, "aliases", ()) or ()),
+        status=str(getattr(version, "status", "READY")),
+    )
+
+
+def _mlflow_message(error: Exception) -> str:
+    message = getattr(error, "message", None) or str(error)
+    return str(message).strip().splitlines()[0] if str(message).strip() else type(error).__name__
