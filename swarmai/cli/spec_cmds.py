@@ -1,73 +1,33 @@
-"""The ``swarmai`` command line: a thin click layer over the library.
-
-Only this module imports click.  Every command maps library errors to exit
-codes in one place (:func:`_run`): 2 for invalid input, 1 for a failed
-operation, and never a traceback for either.
-"""
+"""Commands on the stack file alone: validate, render, nodes config."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import click
 
-from swarmai import __version__
-from swarmai.errors import SpecError, SwarmaiError
+from swarmai.cli.common import (
+    TARGETS,
+    output_option,
+    run_action,
+    stack_file_argument,
+    target_option,
+)
+from swarmai.errors import SpecError
 from swarmai.host import resolve_ipvs
 from swarmai.output import WriteReport, write_bundle
 from swarmai.render import render_bundle
 from swarmai.render.nodes import NVIDIA_CONFIG_PATH, node_configs
 from swarmai.spec import Stack, Target, default_target, load_stack
 
-_T = TypeVar("_T")
 
-TARGETS = click.Choice(["compose", "swarm"])
-
-
-def _run(action: Callable[[], _T]) -> _T:
-    """Run ``action``; turn swarmai's errors into a message on stderr and an exit code."""
-    try:
-        return action()
-    except SwarmaiError as error:
-        click.echo(str(error), err=True)
-        sys.exit(error.exit_code)
-
-
-def _stack_file_argument() -> Callable[[Callable[..., None]], Callable[..., None]]:
-    return click.argument("stack_file", metavar="FILE", type=click.Path(path_type=Path))
-
-
-def _target_option(help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    return click.option("--target", "-t", type=TARGETS, default=None, help=help_text)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="swarmai")
-def cli() -> None:
-    """Serve ML models on Docker Swarm or Compose, GPU by GPU, behind one Traefik gateway.
-
-    One declarative stack.yaml describes the gateway, the model registry (MLflow
-    with artifacts on S3-compatible storage) and the models; swarmai validates it and
-    renders every Compose or Swarm file a deploy needs.
-
-    \b
-    Examples:
-      swarmai validate stacks/vision.yaml
-      swarmai render stacks/vision.yaml --target swarm -o out/vision
-      swarmai nodes config stacks/vision.yaml
-    """
-
-
-@cli.command()
-@_stack_file_argument()
-@_target_option("Check the GPU rules of this target [default: swarm if the stack "
+@click.command()
+@stack_file_argument()
+@target_option("Check the GPU rules of this target [default: swarm if the stack "
                 "declares nodes:, else compose].")
-@click.option("--output", "-o", "output_format", type=click.Choice(["text", "json"]),
-              default="text", show_default=True, help="Report format.")
+@output_option()
 def validate(stack_file: Path, target: Target | None, output_format: str) -> None:
     """Check FILE and report every problem at once.
 
@@ -107,8 +67,8 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-@cli.command()
-@_stack_file_argument()
+@click.command()
+@stack_file_argument()
 @click.option("--target", "-t", type=TARGETS, required=True,
               help="compose: one host (swarmai up); swarm: a Swarm (swarmai deploy).")
 @click.option("--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path),
@@ -142,7 +102,7 @@ def render(stack_file: Path, target: Target, output_dir: Path, ipvs: bool | None
         bundle = render_bundle(stack, target, ipvs=resolve_ipvs(stack, ipvs))
         return write_bundle(bundle, output_dir, dry_run=dry_run)
 
-    report = _run(action)
+    report = run_action(action)
     verb = "would write" if dry_run else "wrote"
     for label, names in (("new", report.created), ("changed", report.changed),
                          ("removed", report.removed)):
@@ -152,15 +112,14 @@ def render(stack_file: Path, target: Target, output_dir: Path, ipvs: bool | None
                f"{len(report.unchanged)} unchanged, {len(report.removed)} removed")
 
 
-@cli.group()
+@click.group()
 def nodes() -> None:
     """GPU node settings for Swarm."""
 
 
 @nodes.command("config")
-@_stack_file_argument()
-@click.option("--output", "-o", "output_format", type=click.Choice(["text", "json"]),
-              default="text", show_default=True)
+@stack_file_argument()
+@output_option()
 def nodes_config(stack_file: Path, output_format: str) -> None:
     """Print each GPU node's daemon.json fragment and NVIDIA runtime setting.
 
@@ -176,7 +135,7 @@ def nodes_config(stack_file: Path, output_format: str) -> None:
       swarmai nodes config stacks/vision.yaml
       swarmai nodes config stacks/vision.yaml -o json | jq '."gpu-a".daemon_json'
     """
-    stack = _run(lambda: load_stack(stack_file, "swarm"))
+    stack = run_action(lambda: load_stack(stack_file, "swarm"))
     configs = node_configs(stack)
     if output_format == "json":
         click.echo(json.dumps({c.hostname: {"daemon_json": c.daemon_json,
@@ -190,8 +149,3 @@ def nodes_config(stack_file: Path, output_format: str) -> None:
         click.echo(json.dumps(config.daemon_json, indent=2))
         click.echo(f"# node {config.hostname}: {NVIDIA_CONFIG_PATH}")
         click.echo(config.nvidia_toml)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="swarmai")

@@ -1,0 +1,68 @@
+"""What every command shares: error-to-exit-code mapping and options defined once."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from swarmai.errors import SwarmaiError
+
+_T = TypeVar("_T")
+Decorator = Callable[[Callable[..., None]], Callable[..., None]]
+
+TARGETS = click.Choice(["compose", "swarm"])
+
+
+def run_action(action: Callable[[], _T]) -> _T:
+    """Run ``action``; turn swarmai's errors into a message on stderr and an exit code
+    (2 invalid input, 1 failed operation), never a traceback."""
+    try:
+        return action()
+    except SwarmaiError as error:
+        click.echo(f"error: {error}" if error.exit_code == 1 else str(error), err=True)
+        sys.exit(error.exit_code)
+
+
+def progress(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def stack_file_argument() -> Decorator:
+    return click.argument("stack_file", metavar="FILE", type=click.Path(path_type=Path))
+
+
+def target_option(help_text: str) -> Decorator:
+    return click.option("--target", "-t", type=TARGETS, default=None, help=help_text)
+
+
+def output_option() -> Decorator:
+    return click.option("--output", "-o", "output_format", type=click.Choice(["text", "json"]),
+                        default="text", show_default=True, help="Report format.")
+
+
+def offline_option() -> Decorator:
+    return click.option(
+        "--offline", is_flag=True,
+        help="Use the locally built equivalents of third-party images "
+             "(swarmai images build --offline) instead of the official ones.")
+
+
+def state_dir_option() -> Decorator:
+    return click.option(
+        "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="Where the rendered files (and Compose secrets) are kept "
+             "[default: $XDG_STATE_HOME/swarmai/<stack>-<target>].")
+
+
+def timeout_option(default: int) -> Decorator:
+    return click.option("--timeout", "timeout_s", type=click.IntRange(1), default=default,
+                        show_default=True, help="Seconds to wait for every service to be healthy.")
+
+
+def volumes_option(what: str) -> Decorator:
+    return click.option("--volumes", is_flag=True,
+                        help=f"Also delete {what}: data is lost.")

@@ -1,0 +1,113 @@
+"""Commands for what a stack serves: models in its registry, and the images it runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from swarmai.cli.common import (
+    TARGETS,
+    offline_option,
+    output_option,
+    progress,
+    run_action,
+    stack_file_argument,
+)
+from swarmai.engine import Engine
+from swarmai.images import BuildResult, build_images
+from swarmai.registry_ops import RegistryTarget, list_models, push_model
+from swarmai.spec import Target, load_stack
+
+
+@click.group()
+def models() -> None:
+    """Models in a stack's MLflow registry (reached from inside the stack's network)."""
+
+
+def _registry(stack_file: Path, target: Target, offline: bool) -> RegistryTarget:
+    return RegistryTarget.of(load_stack(stack_file, target), offline=offline)
+
+
+@models.command("push")
+@stack_file_argument()
+@click.argument("name")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--alias", help="Point this alias (e.g. production) at the pushed version.")
+@click.option("--target", "-t", type=TARGETS, default="swarm", show_default=True,
+              help="Where the stack runs: swarm (deploy) or compose (up).")
+@offline_option()
+def push(stack_file: Path, name: str, path: Path, alias: str | None, target: Target,
+         offline: bool) -> None:
+    """Register the model at PATH as NAME in the MLflow of stack FILE.
+
+    PATH is an MLflow model directory (with an MLmodel file), or a pickle of a
+    scikit-learn model or of a callable taking a DataFrame (wrapped as a
+    pyfunc). Pushing the same content again reuses its version.
+
+    \b
+    Examples:
+      swarmai models push stacks/dev.yaml iris registry/examples/iris.pkl --alias production
+      swarmai models push stack.yaml churn ./mlruns/model --alias staging -t compose
+    """
+    def action() -> dict[str, object]:
+        return push_model(Engine.from_env(), _registry(stack_file, target, offline), name, path,
+                          alias)
+
+    result = run_action(action)
+    aliases = ", ".join(result.get("aliases", [])) or "no alias"  # type: ignore[arg-type]
+    click.echo(f"{result['name']} version {result['version']} ({aliases})")
+
+
+@models.command("list")
+@stack_file_argument()
+@click.option("--target", "-t", type=TARGETS, default="swarm", show_default=True)
+@offline_option()
+@output_option()
+def list_command(stack_file: Path, target: Target, offline: bool, output_format: str) -> None:
+    """List registered models, their versions and aliases, in the MLflow of stack FILE.
+
+    \b
+    Examples:
+      swarmai models list stacks/dev.yaml -t compose
+    """
+    def action() -> list[dict[str, object]]:
+        return list_models(Engine.from_env(), _registry(stack_file, target, offline))
+
+    versions = run_action(action)
+    if output_format == "json":
+        click.echo(json.dumps(versions, indent=2))
+        return
+    for version in versions:
+        aliases = ", ".join(version["aliases"]) or "-"  # type: ignore[arg-type]
+        click.echo(f"{version['name']:24} {version['version']:>6}  {aliases}")
+
+
+@click.group()
+def images() -> None:
+    """The container images stacks run."""
+
+
+@images.command("build")
+@offline_option()
+@click.option("--only", multiple=True, help="Build just these image keys (and what they need).")
+def build(offline: bool, only: tuple[str, ...]) -> None:
+    """Build swarmai's own images (and with --offline, every third-party one) locally.
+
+    Everything is built from Debian and PyPI packages, FROM one debootstrapped
+    Debian base: no container registry is needed. Tags are content hashes, so a
+    second build with nothing changed finishes in seconds.
+
+    \b
+    Examples:
+      swarmai images build
+      swarmai images build --offline
+    """
+    def action() -> list[BuildResult]:
+        return build_images(Engine.from_env().cli, offline=offline, progress=progress,
+                            only=list(only))
+
+    for result in run_action(action):
+        click.echo(f"{result.key:12} {result.tag}  "
+                   + (f"built in {result.seconds:.0f} s" if result.built else "present"))

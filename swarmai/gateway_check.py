@@ -1,0 +1,87 @@
+"""Call each model's route through the gateway: the last step of a deploy.
+
+A converged stack can still route nowhere (a wrong network label, a missing
+port label); only a request through Traefik proves the route.  Each runtime is
+asked its own "model loaded" question under the model's route.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from swarmai.errors import OperationError
+from swarmai.spec import Model, Stack
+
+# Traefik's Swarm provider polls every 2 s (see render/gateway.py); allow a few rounds.
+ROUTE_WAIT_S = 30.0
+
+
+@dataclass(frozen=True)
+class RouteCheck:
+    model: str
+    url: str
+    status: int
+    version: str | None  # X-Model-Version, when the runtime sends it
+
+
+def probe_path(model: Model) -> str:
+    """The path under the model's route that answers 200 once the model is loaded."""
+    if model.runtime == "fastapi":
+        return "/readyz"
+    if model.runtime == "tfserving":
+        return f"/v1/models/{model.name}"
+    return "/ping"
+
+
+def public_url(stack: Stack, model: Model, host: str) -> str:
+    port = "" if stack.gateway.port == 80 else f":{stack.gateway.port}"
+    return f"http://{host}{port}{model.public_route}"
+
+
+def prediction_url(stack: Stack, model: Model, host: str) -> str:
+    """Where to POST a prediction for ``model`` through the gateway."""
+    base = public_url(stack, model, host)
+    if model.runtime == "fastapi":
+        return f"{base}/v1/predict"
+    if model.runtime == "tfserving":
+        return f"{base}/v1/models/{model.name}:predict"
+    return f"{base}/predictions/{model.name}"
+
+
+def check_routes(stack: Stack, host: str, *, progress: Callable[[str], None],
+                 wait_s: float = ROUTE_WAIT_S) -> list[RouteCheck]:
+    """GET every model's probe through the gateway until it answers 200 (or 401 behind auth)."""
+    checks = []
+    for model in stack.models:
+        url = public_url(stack, model, host) + probe_path(model)
+        check = _wait_for(model, url, wait_s, accept_401=stack.gateway.auth is not None)
+        progress(f"  route {model.public_route} -> {model.name}: HTTP {check.status}"
+                 + (f", version {check.version}" if check.version else ""))
+        checks.append(check)
+    return checks
+
+
+def _wait_for(model: Model, url: str, wait_s: float, *, accept_401: bool) -> RouteCheck:
+    deadline = time.monotonic() + wait_s
+    last = "no answer"
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return RouteCheck(model.name, url, response.status,
+                                  response.headers.get("X-Model-Version"))
+        except urllib.error.HTTPError as error:
+            if error.code == 401 and accept_401:
+                return RouteCheck(model.name, url, 401, None)
+            last = f"HTTP {error.code}"
+        except (urllib.error.URLError, OSError) as error:
+            last = str(getattr(error, "reason", error))
+        if time.monotonic() > deadline:
+            raise OperationError(
+                f"model {model.name} is healthy but its route does not answer through the "
+                f"gateway: GET {url} -> {last} after {wait_s:.0f} s"
+            )
+        time.sleep(0.5)

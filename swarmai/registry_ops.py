@@ -1,0 +1,113 @@
+"""Registry operations from the host: push, list and check models in a stack's MLflow.
+
+MLflow is not published to the world, so the operations run in a one-off
+container of swarmai's server image attached to the stack's ``models`` network
+(``python -m swarmai.registry``), and answer in JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from swarmai.engine import Engine, missing_images, run_oneoff
+from swarmai.errors import OperationError, UsageError
+from swarmai.prepare import with_images
+from swarmai.registry.models import parse_uri
+from swarmai.render.naming import MLFLOW_CLIENT_ENV, MODELS_NET, mlflow_url
+from swarmai.spec import Stack, image_for
+
+_INPUT = "/input"
+
+
+@dataclass(frozen=True)
+class RegistryTarget:
+    """Where a stack's MLflow is reached from: its network, with swarmai's server image."""
+
+    stack_name: str
+    network: str
+    image: str
+
+    @classmethod
+    def of(cls, stack: Stack, *, offline: bool) -> RegistryTarget:
+        images = with_images(stack, offline=offline).images
+        return cls(stack.name, f"{stack.name}_{MODELS_NET}", image_for(images, "fastapi"))
+
+
+def check_models(engine: Engine, target: RegistryTarget, stack: Stack) -> list[dict[str, Any]]:
+    """Resolve every model URI of ``stack`` in its MLflow."""
+    uris = list(dict.fromkeys(m.model for m in stack.models))
+    result = _registry(engine, target, ["check", *uris], what="checking models in MLflow")
+    return list(result)
+
+
+def push_model(
+    engine: Engine, target: RegistryTarget, name: str, path: Path, alias: str | None
+) -> dict[str, Any]:
+    """Register the model at ``path`` (an MLflow model dir or a pickle) as ``name``."""
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or directory")
+    source = path.resolve()
+    mount = (str(source), f"{_INPUT}/{source.name}", "ro")
+    command = ["push", name, f"{_INPUT}/{source.name}"]
+    if alias:
+        command += ["--alias", alias]
+    result: dict[str, Any] = _registry(engine, target, command, volumes=[mount],
+                                       what=f"pushing {path} as {name}")
+    return result
+
+
+def list_models(engine: Engine, target: RegistryTarget) -> list[dict[str, Any]]:
+    return list(_registry(engine, target, ["list"], what="listing models in MLflow"))
+
+
+def missing_models_message(stack: Stack, results: list[dict[str, Any]],
+                           stack_file: Path) -> str | None:
+    """None when every model resolves; else what is missing and the commands to fix it."""
+    missing = [r for r in results if not r["found"]]
+    if not missing:
+        return None
+    lines = [f"{len(missing)} model(s) of stack {stack.name} are not in its registry yet:"]
+    for result in missing:
+        name, alias, version = parse_uri(result["uri"])
+        lines.append(f"  {result['uri']}: MLflow says: {result['error']}")
+        if version is None:
+            lines.append(f"    swarmai models push {stack_file} {name} PATH --alias {alias}")
+        else:
+            lines.append(f"    (version {version} must exist: push the model, then point the "
+                         f"stack at the version it gets, or use an alias)")
+    lines.append("PATH: an MLflow model directory, or a pickled scikit-learn model or callable.")
+    lines.append("Then run the same deploy again.")
+    return "\n".join(lines)
+
+
+def _registry(engine: Engine, target: RegistryTarget, command: list[str], *,
+              what: str, volumes: list[tuple[str, str, str]] | None = None) -> Any:
+    if missing_images(engine, [target.image]):
+        raise OperationError(f"{what}: image {target.image} is not built yet; run "
+                             "`swarmai images build` (with --offline if you deploy with it)")
+    result = run_oneoff(
+        engine,
+        target.image,
+        ["python", "-m", "swarmai.registry", "--tracking-uri", mlflow_url(), *command],
+        network=target.network,
+        volumes=volumes or [],
+        envs={"HOME": "/tmp", "GIT_PYTHON_REFRESH": "quiet", **MLFLOW_CLIENT_ENV},
+        user=f"{os.getuid()}:{os.getgid()}" if volumes else None,
+        what=what,
+    )
+    lines = result.stdout.strip().splitlines()
+    try:
+        answer = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and "error" in answer:
+        raise OperationError(f"{what}: {answer['error']}")
+    if result.return_code != 0 or answer is None:
+        raise OperationError(f"{what}: the registry container failed",
+                             return_code=result.return_code,
+                             stderr=result.stderr or result.stdout)
+    return answer

@@ -1,0 +1,114 @@
+"""Shared pieces of the Swarm and Compose lifecycle tests: the stack and its clients."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+IRIS_COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+CHURN_ROWS = [{"support_calls": 3, "tenure_months": 5}, {"support_calls": 9, "tenure_months": 2},
+              {"support_calls": 0, "tenure_months": 40}]
+
+
+def stack_text(name: str, port: int, *, extra_model: str = "") -> str:
+    return f"""\
+version: 1
+name: {name}
+gateway: {{port: {port}}}
+network: {{ipvs: auto}}
+storage: {{backend: seaweedfs, bucket: models, credentials_secret: {name}-s3}}
+registry: {{backend_store: postgres, db_password_secret: {name}-db}}
+models:
+  - name: iris
+    runtime: fastapi
+    model: models:/iris@production
+    replicas: 2
+    batching: {{max_batch_size: 16, max_delay_ms: 5}}
+  - name: churn
+    runtime: fastapi
+    model: models:/churn@production
+    route: /churn
+{extra_model}"""
+
+
+BAD_MODEL = """\
+  - name: ghost
+    runtime: fastapi
+    model: models:/ghost@production
+"""
+
+
+def write_stack(directory: Path, name: str, port: int, **kwargs: str) -> Path:
+    path = directory / f"{name}.yaml"
+    path.write_text(stack_text(name, port, **kwargs))
+    return path
+
+
+def post(url: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, json.load(response), dict(response.headers)
+
+
+def predict_both(port: int, models: dict[str, Any]) -> dict[str, str]:
+    """Predict through the gateway; assert both models answer correctly. Returns versions."""
+    frame = pd.DataFrame(IRIS_ROWS, columns=IRIS_COLUMNS)
+    status, body, headers = post(
+        f"http://127.0.0.1:{port}/models/iris/v1/predict",
+        {"dataframe_split": {"columns": IRIS_COLUMNS, "data": IRIS_ROWS}})
+    assert status == 200
+    assert body["predictions"] == [int(v) for v in models["iris"].predict(frame)]
+    assert headers["X-Model-Name"] == "iris"
+    versions = {"iris": headers["X-Model-Version"]}
+    status, body, headers = post(f"http://127.0.0.1:{port}/churn/v1/predict",
+                                 {"dataframe_records": CHURN_ROWS})
+    assert status == 200
+    assert body["predictions"] == models["churn"](pd.DataFrame(CHURN_ROWS))
+    versions["churn"] = headers["X-Model-Version"]
+    return versions
+
+
+def wait_until(condition: Any, timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout_s:.0f} s")
+        time.sleep(1)
+
+
+def swarmai(*args: str, cwd: Path | None = None,
+            timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-c", "from swarmai.cli import main; main()", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def engine_snapshot() -> dict[str, set[str]]:
+    """Names of everything a stack can leave behind on the engine."""
+    from swarmai.engine import Engine
+
+    api = Engine.from_env().api
+    swarm = api.info().get("Swarm", {}).get("ControlAvailable")
+    return {
+        "containers": {c["Names"][0] for c in api.containers(all=True)},
+        "networks": {n["Name"] for n in api.networks()},
+        "volumes": {v["Name"] for v in (api.volumes().get("Volumes") or [])},
+        "services": {s["Spec"]["Name"] for s in api.services()} if swarm else set(),
+        "configs": {c["Spec"]["Name"] for c in api.configs()} if swarm else set(),
+        "secrets": {s["Spec"]["Name"] for s in api.secrets()} if swarm else set(),
+    }

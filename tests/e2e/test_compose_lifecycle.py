@@ -1,0 +1,55 @@
+"""The single-node Compose lifecycle on the real engine: up, push, predict, down."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lifecycle import engine_snapshot, predict_both, swarmai, write_stack
+
+from swarmai.engine import Engine
+
+NAME = "e2ecompose"
+PORT = 18490
+
+
+def _containers() -> set[str]:
+    api = Engine.from_env().api
+    return {c["Id"] for c in api.containers(
+        all=True, filters={"label": f"com.docker.compose.project={NAME}"})}
+
+
+def test_compose_lifecycle(tmp_path: Path, offline_images: dict[str, str],
+                           example_models: dict[str, Any]) -> None:
+    stack = write_stack(tmp_path, NAME, PORT)
+    state = ["--state-dir", str(tmp_path / "state")]
+    before = engine_snapshot()
+
+    first = swarmai("up", str(stack), "--offline", *state)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert f"swarmai models push {stack} iris PATH --alias production" in first.stderr
+
+    for name in ("iris", "churn"):
+        pushed = swarmai("models", "push", str(stack), name, str(example_models["paths"][name]),
+                         "--alias", "production", "-t", "compose", "--offline")
+        assert pushed.returncode == 0, pushed.stderr
+
+    started = swarmai("up", str(stack), "--offline", *state)
+    assert started.returncode == 0, started.stderr
+    assert f"POST http://127.0.0.1:{PORT}/models/iris/v1/predict" in started.stdout
+    assert predict_both(PORT, example_models) == {"iris": "1", "churn": "1"}
+
+    rows = json.loads(swarmai("status", str(stack), "-t", "compose", "-o", "json").stdout)
+    status = {row["service"]: row for row in rows}
+    assert (status["model-iris"]["running"], status["model-iris"]["desired"]) == (2, 2)
+    assert status["model-churn"]["version"] == "1"
+
+    containers = _containers()
+    again = swarmai("up", str(stack), "--offline", *state)
+    assert again.returncode == 0, again.stderr
+    assert _containers() == containers, "an unchanged `up` recreated containers"
+
+    stopped = swarmai("down", str(stack), "--volumes", *state)
+    assert stopped.returncode == 0, stopped.stderr
+    assert engine_snapshot() == before
