@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install and start a Docker engine 26 + Compose v2 + buildx, and a one-node swarm.
+# Install and start a Docker engine 26 + Compose v2 + buildx (and debootstrap,
+# for the offline images), and a one-node swarm.
 #
 # Idempotent: every step checks before it acts, so a reused machine (daemon
 # already running, swarm already initialised) costs a few seconds.  Debian
@@ -43,15 +44,16 @@ PREF
 }
 
 install_engine() {
-  if engine_is_recent; then
+  if engine_is_recent && command -v debootstrap >/dev/null 2>&1; then
     log "engine $(dockerd --version) already installed"
     return
   fi
   add_trixie_source
   log "installing docker.io, docker-compose and docker-buildx from trixie"
   $SUDO apt-get update -qq
+  # debootstrap builds the Debian base every offline image starts FROM.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-    docker.io/trixie docker-compose/trixie docker-buildx/trixie >/dev/null
+    docker.io/trixie docker-compose/trixie docker-buildx/trixie debootstrap >/dev/null
 }
 
 start_daemon() {

@@ -92,7 +92,8 @@ def images() -> None:
 @images.command("build")
 @offline_option()
 @click.option("--only", multiple=True, help="Build just these image keys (and what they need).")
-def build(offline: bool, only: tuple[str, ...]) -> None:
+@click.option("--verbose", "-v", is_flag=True, help="Show the builds' own output too.")
+def build(offline: bool, only: tuple[str, ...], verbose: bool) -> None:
     """Build swarmai's own images (and with --offline, every third-party one) locally.
 
     Everything is built from Debian and PyPI packages, FROM one debootstrapped
@@ -104,8 +105,13 @@ def build(offline: bool, only: tuple[str, ...]) -> None:
       swarmai images build
       swarmai images build --offline
     """
+    def report(line: str) -> None:
+        # Build output comes indented; a failure's error carries its tail anyway.
+        if verbose or not line.startswith("    "):
+            progress(line)
+
     def action() -> list[BuildResult]:
-        return build_images(Engine.from_env().cli, offline=offline, progress=progress,
+        return build_images(Engine.from_env().cli, offline=offline, progress=report,
                             only=list(only))
 
     for result in run_action(action):
