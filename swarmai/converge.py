@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from swarmai.engine import Engine, service_log_tail, service_tasks, stack_services
@@ -129,7 +129,7 @@ def _task_error(task: dict[str, Any]) -> str:
 
 def _timestamp(value: str | None) -> datetime:
     if not value:
-        return datetime.min.replace(tzinfo=datetime.now().astimezone().tzinfo)
+        return datetime.min.replace(tzinfo=UTC)
     # Docker writes nanoseconds; Python parses at most microseconds.
     head, _, tail = value.rstrip("Z").partition(".")
     return datetime.fromisoformat(f"{head}.{(tail + '000000')[:6]}+00:00")

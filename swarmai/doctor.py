@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from swarmai import engine as docker
 from swarmai.engine import Engine
 from swarmai.host import kernel_has_ipvs
+from swarmai.render.nodes import NVIDIA_CONFIG_PATH
 
 MIN_ENGINE_MAJOR = 25  # healthcheck start_interval
 
@@ -22,6 +25,7 @@ class Diagnosis:
     endpoint_mode: str
     runtimes: list[str]
     default_runtime: str
+    swarm_resource: str = ""
     node_resources: dict[str, list[str]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -42,6 +46,7 @@ def diagnose(engine: Engine) -> Diagnosis:
         endpoint_mode="vip (routing mesh)" if ipvs else "dnsrr + host-mode ports",
         runtimes=sorted(info.get("Runtimes", {})),
         default_runtime=str(info.get("DefaultRuntime", "runc")),
+        swarm_resource=nvidia_swarm_resource(),
     )
     if diagnosis.swarm_manager:
         diagnosis.node_resources = _node_resources(engine)
@@ -75,7 +80,26 @@ def _problems(d: Diagnosis) -> list[str]:
     if gpu_nodes and "nvidia" not in d.runtimes:
         problems.append("GPU resources are advertised but the nvidia runtime is not installed "
                         "here (see `swarmai nodes config`)")
+    if d.swarm_resource:
+        problems.append(f"{NVIDIA_CONFIG_PATH} sets swarm-resource = {d.swarm_resource!r}: the "
+                        "NVIDIA hook would read swarmai's per-device counts as device ids; set it "
+                        "to \"\" (see `swarmai nodes config`)")
     return problems
+
+
+def nvidia_swarm_resource(path: Path = Path(NVIDIA_CONFIG_PATH)) -> str:
+    """The NVIDIA runtime's top-level swarm-resource setting on this node ("" when unset)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        if line.strip().startswith("["):
+            break  # top-level keys end at the first table
+        match = re.match(r"\s*swarm-resource\s*=\s*\"([^\"]*)\"", line)
+        if match:
+            return match.group(1)
+    return ""
 
 
 def format_report(d: Diagnosis) -> str:
