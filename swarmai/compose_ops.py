@@ -56,7 +56,9 @@ def up(engine: Engine, stack: Stack, stack_file: Path, *, offline: bool,
     progress(f"starting the registry of {project}: {', '.join(wanted)}")
     _up(engine, project, compose_file, wanted, timeout_s)
     target = RegistryTarget(stack.name, prepared.models_network, prepared.server_image)
-    missing = missing_models_message(stack, check_models(engine, target, stack), stack_file)
+    flags = "-t compose --offline" if offline else "-t compose"
+    missing = missing_models_message(stack, check_models(engine, target, stack), stack_file,
+                                     flags)
     if missing:
         raise OperationError(missing)
     progress(f"starting the model servers of {project}")

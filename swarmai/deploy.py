@@ -63,7 +63,9 @@ def deploy(engine: Engine, stack: Stack, stack_file: Path, options: DeployOption
     _ensure_secrets(engine, prepared, report, progress)
     _registry_first(engine, prepared, started, options, progress)
     target = RegistryTarget(stack.name, prepared.models_network, prepared.server_image)
-    missing = missing_models_message(stack, check_models(engine, target, stack), stack_file)
+    flags = "--offline" if options.offline else ""
+    missing = missing_models_message(stack, check_models(engine, target, stack), stack_file,
+                                     flags)
     if missing:
         raise OperationError(missing)
     progress(f"deploying stack {stack.name} from {prepared.main_file}")

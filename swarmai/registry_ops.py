@@ -64,9 +64,12 @@ def list_models(engine: Engine, target: RegistryTarget) -> list[dict[str, Any]]:
     return list(_registry(engine, target, ["list"], what="listing models in MLflow"))
 
 
-def missing_models_message(stack: Stack, results: list[dict[str, Any]],
-                           stack_file: Path) -> str | None:
-    """None when every model resolves; else what is missing and the commands to fix it."""
+def missing_models_message(stack: Stack, results: list[dict[str, Any]], stack_file: Path,
+                           push_flags: str = "") -> str | None:
+    """None when every model resolves; else what is missing and the commands to fix it.
+
+    ``push_flags`` are the options the push must repeat (``-t compose``, ``--offline``).
+    """
     missing = [r for r in results if not r["found"]]
     if not missing:
         return None
@@ -75,7 +78,8 @@ def missing_models_message(stack: Stack, results: list[dict[str, Any]],
         name, alias, version = parse_uri(result["uri"])
         lines.append(f"  {result['uri']}: MLflow says: {result['error']}")
         if version is None:
-            lines.append(f"    swarmai models push {stack_file} {name} PATH --alias {alias}")
+            lines.append(f"    swarmai models push {stack_file} {name} PATH --alias {alias}"
+                         + (f" {push_flags}" if push_flags else ""))
         else:
             lines.append(f"    (version {version} must exist: push the model, then point the "
                          f"stack at the version it gets, or use an alias)")

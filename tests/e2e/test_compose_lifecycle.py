@@ -28,7 +28,8 @@ def test_compose_lifecycle(tmp_path: Path, offline_images: dict[str, str],
 
     first = swarmai("up", str(stack), "--offline", *state)
     assert first.returncode == 1, first.stdout + first.stderr
-    assert f"swarmai models push {stack} iris PATH --alias production" in first.stderr
+    assert f"swarmai models push {stack} iris PATH --alias production -t compose --offline" \
+        in first.stderr
 
     for name in ("iris", "churn"):
         pushed = swarmai("models", "push", str(stack), name, str(example_models["paths"][name]),

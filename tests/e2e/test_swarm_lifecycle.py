@@ -43,8 +43,8 @@ def test_swarm_lifecycle(tmp_path: Path, offline_images: dict[str, str],
     first = swarmai("deploy", str(stack), "--offline", *state)
     assert first.returncode == 1, first.stdout + first.stderr
     assert "models:/iris@production" in first.stderr
-    assert f"swarmai models push {stack} iris PATH --alias production" in first.stderr
-    assert f"swarmai models push {stack} churn PATH --alias production" in first.stderr
+    assert f"swarmai models push {stack} iris PATH --alias production --offline" in first.stderr
+    assert f"swarmai models push {stack} churn PATH --alias production --offline" in first.stderr
     assert "Traceback" not in first.stderr
 
     for name in ("iris", "churn"):
