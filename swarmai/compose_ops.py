@@ -11,15 +11,15 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from swarmai import engine as docker
 from swarmai.engine import Engine
 from swarmai.errors import OperationError, UsageError
-from swarmai.gateway_check import RouteCheck, check_routes
+from swarmai.gateway_check import check_routes
 from swarmai.prepare import (
     Prepared,
+    StartReport,
     external_secret_hint,
     prepare,
     registry_services,
@@ -27,40 +27,27 @@ from swarmai.prepare import (
     secret_values,
     state_directory,
 )
-from swarmai.registry_ops import RegistryTarget, check_models, missing_models_message
+from swarmai.registry_ops import require_models
 from swarmai.render.compose import SECRETS_DIR
 from swarmai.spec import Stack
 
 Progress = Callable[[str], None]
 
 
-@dataclass
-class UpReport:
-    prepared: Prepared
-    created_secrets: list[str] = field(default_factory=list)
-    revealed: list[Path] = field(default_factory=list)
-    routes: list[RouteCheck] = field(default_factory=list)
-    seconds: float = 0.0
-
-
 def up(engine: Engine, stack: Stack, stack_file: Path, *, offline: bool,
-       state_dir: Path | None, timeout_s: int, progress: Progress) -> UpReport:
+       state_dir: Path | None, timeout_s: int, progress: Progress) -> StartReport:
     """Start ``stack`` with Compose and verify every route through the gateway."""
     started = time.monotonic()
     prepared = prepare(stack, "compose", offline=offline, state_dir=state_dir)
-    report = UpReport(prepared)
+    report = StartReport(prepared)
     require_local_images(engine, prepared, offline=offline)
     _ensure_secret_files(prepared, report, progress)
     project, compose_file = stack.name, prepared.main_file
     wanted = registry_services(prepared)
     progress(f"starting the registry of {project}: {', '.join(wanted)}")
     _up(engine, project, compose_file, wanted, timeout_s)
-    target = RegistryTarget(stack.name, prepared.models_network, prepared.server_image)
-    flags = "-t compose --offline" if offline else "-t compose"
-    missing = missing_models_message(stack, check_models(engine, target, stack), stack_file,
-                                     flags)
-    if missing:
-        raise OperationError(missing)
+    require_models(engine, prepared, stack_file,
+                   "-t compose --offline" if offline else "-t compose")
     progress(f"starting the model servers of {project}")
     _up(engine, project, compose_file, None, timeout_s)
     report.routes = check_routes(prepared.stack, "127.0.0.1", progress=progress)
@@ -118,7 +105,7 @@ def _unhealthy_report(engine: Engine, project: str) -> str:
     return "\n".join(lines) or "(every container is running)"
 
 
-def _ensure_secret_files(prepared: Prepared, report: UpReport, progress: Progress) -> None:
+def _ensure_secret_files(prepared: Prepared, report: StartReport, progress: Progress) -> None:
     """Create missing secret files with random values; never overwrite one."""
     stack = prepared.stack
     folder = prepared.directory / SECRETS_DIR

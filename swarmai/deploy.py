@@ -16,9 +16,10 @@ from swarmai import engine as docker
 from swarmai.converge import watch
 from swarmai.engine import Engine
 from swarmai.errors import OperationError, UsageError
-from swarmai.gateway_check import RouteCheck, check_routes
+from swarmai.gateway_check import check_routes
 from swarmai.prepare import (
     Prepared,
+    StartReport,
     external_secret_hint,
     prepare,
     registry_only_file,
@@ -26,20 +27,10 @@ from swarmai.prepare import (
     require_local_images,
     secret_values,
 )
-from swarmai.registry_ops import RegistryTarget, check_models, missing_models_message
+from swarmai.registry_ops import require_models
 from swarmai.spec import Stack
 
 Progress = Callable[[str], None]
-
-
-@dataclass
-class DeployReport:
-    prepared: Prepared
-    created_secrets: list[str] = field(default_factory=list)
-    revealed: list[Path] = field(default_factory=list)
-    routes: list[RouteCheck] = field(default_factory=list)
-    pruned_configs: list[str] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -52,22 +43,17 @@ class DeployOptions:
 
 
 def deploy(engine: Engine, stack: Stack, stack_file: Path, options: DeployOptions,
-           progress: Progress) -> DeployReport:
+           progress: Progress) -> StartReport:
     """Deploy ``stack`` to the Swarm ``engine`` manages, and verify every route."""
     started = datetime.now(UTC)
     _require_manager(engine)
     prepared = prepare(stack, "swarm", offline=options.offline, state_dir=options.state_dir,
                        ipvs=options.ipvs)
-    report = DeployReport(prepared)
+    report = StartReport(prepared)
     require_local_images(engine, prepared, offline=options.offline)
     _ensure_secrets(engine, prepared, report, progress)
     _registry_first(engine, prepared, started, options, progress)
-    target = RegistryTarget(stack.name, prepared.models_network, prepared.server_image)
-    flags = "--offline" if options.offline else ""
-    missing = missing_models_message(stack, check_models(engine, target, stack), stack_file,
-                                     flags)
-    if missing:
-        raise OperationError(missing)
+    require_models(engine, prepared, stack_file, "--offline" if options.offline else "")
     progress(f"deploying stack {stack.name} from {prepared.main_file}")
     docker.deploy_stack(engine, stack.name, prepared.main_file, prune=True)
     watch(engine, stack.name, since=started, timeout_s=options.timeout_s, progress=progress)
@@ -87,7 +73,7 @@ def _require_manager(engine: Engine) -> None:
         )
 
 
-def _ensure_secrets(engine: Engine, prepared: Prepared, report: DeployReport,
+def _ensure_secrets(engine: Engine, prepared: Prepared, report: StartReport,
                     progress: Progress) -> None:
     """Create missing secrets with random values; reveal generated passwords in private files."""
     stack = prepared.stack

@@ -8,7 +8,7 @@ secret does not exist yet.  Deploy (Swarm) and up (Compose) share all of it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -16,6 +16,7 @@ import yaml
 from swarmai import engine as docker
 from swarmai.engine import Engine, random_token
 from swarmai.errors import OperationError, UsageError
+from swarmai.gateway_check import RouteCheck
 from swarmai.host import resolve_ipvs
 from swarmai.output import write_bundle
 from swarmai.render import Bundle, render_bundle
@@ -47,6 +48,18 @@ class Prepared:
     @property
     def server_image(self) -> str:
         return image_for(self.stack.images, "fastapi")
+
+
+@dataclass
+class StartReport:
+    """What deploy (Swarm) or up (Compose) did."""
+
+    prepared: Prepared
+    created_secrets: list[str] = field(default_factory=list)
+    revealed: list[Path] = field(default_factory=list)  # private files with generated logins
+    routes: list[RouteCheck] = field(default_factory=list)
+    pruned_configs: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 def state_directory(stack: Stack, target: Target, override: Path | None = None) -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 
 from swarmai.engine import Engine, missing_images, run_oneoff
 from swarmai.errors import OperationError, UsageError
-from swarmai.prepare import with_images
+from swarmai.prepare import Prepared, with_images
 from swarmai.registry.models import parse_uri
 from swarmai.render.naming import MLFLOW_CLIENT_ENV, MODELS_NET, mlflow_url
 from swarmai.spec import Stack, image_for
@@ -86,6 +86,16 @@ def missing_models_message(stack: Stack, results: list[dict[str, Any]], stack_fi
     lines.append("PATH: an MLflow model directory, or a pickled scikit-learn model or callable.")
     lines.append("Then run the same deploy again.")
     return "\n".join(lines)
+
+
+def require_models(engine: Engine, prepared: Prepared, stack_file: Path,
+                   push_flags: str) -> None:
+    """Raise, naming each missing model and the push that fixes it, unless all resolve."""
+    target = RegistryTarget(prepared.stack.name, prepared.models_network, prepared.server_image)
+    results = check_models(engine, target, prepared.stack)
+    missing = missing_models_message(prepared.stack, results, stack_file, push_flags)
+    if missing:
+        raise OperationError(missing)
 
 
 def _registry(engine: Engine, target: RegistryTarget, command: list[str], *,

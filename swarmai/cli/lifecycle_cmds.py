@@ -23,6 +23,7 @@ from swarmai.cli.common import (
 from swarmai.doctor import diagnose, format_report
 from swarmai.engine import Engine
 from swarmai.gateway_check import RouteCheck, prediction_url
+from swarmai.prepare import StartReport
 from swarmai.spec import Stack, Target, load_stack
 from swarmai.status import ServiceStatus, format_table, stack_status
 
@@ -57,7 +58,7 @@ def deploy(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: i
       swarmai images build --offline && swarmai deploy stacks/dev.yaml --offline
       swarmai deploy stacks/vision.yaml --timeout 900
     """
-    def action() -> swarm_ops.DeployReport:
+    def action() -> StartReport:
         stack = load_stack(stack_file, "swarm")
         options = swarm_ops.DeployOptions(offline=offline, state_dir=state_dir, ipvs=ipvs,
                                           timeout_s=timeout_s, gateway_host=gateway_host)
@@ -112,7 +113,7 @@ def up(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: int) 
     Examples:
       swarmai images build --offline && swarmai up stacks/dev.yaml --offline
     """
-    def action() -> compose_ops.UpReport:
+    def action() -> StartReport:
         stack = load_stack(stack_file, "compose")
         return compose_ops.up(Engine.from_env(), stack, stack_file, offline=offline,
                               state_dir=state_dir, timeout_s=timeout_s, progress=progress)
