@@ -24,6 +24,9 @@ if [ -n "$torch_wheel" ]; then
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 
+log "fake per-device GPU resources for the Swarm scheduler tests"
+scripts/fake-gpus.sh
+
 log "images (offline: built from Debian and PyPI; seconds when present)"
 swarmai images build --offline
 
