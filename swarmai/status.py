@@ -1,7 +1,10 @@
 """``swarmai status``: what is running for a stack, and what each model serves.
 
 Replica counts and health come from the engine; the served model version comes
-from the model server itself, asked through the gateway like a client would.
+from the model server itself, asked through the gateway like a client would:
+swarmai's FastAPI server names it at ``/v1/models``, TF Serving lists the
+AVAILABLE versions at ``/v1/models/<name>``, and swarmai's TorchServe handler
+answers ``GET /predictions/<name>`` with the MLflow version archived by model-sync.
 """
 
 from __future__ import annotations
@@ -119,9 +122,10 @@ def served_version(stack: Stack, model: Model, host: str) -> str:
                 states = json.load(response).get("model_version_status", [])
                 available = [s["version"] for s in states if s.get("state") == "AVAILABLE"]
                 return ",".join(available) or "?"
-        with urllib.request.urlopen(f"{base}/ping", timeout=3) as response:
-            return response.headers.get("X-Model-Version") or "?"
-    except (urllib.error.URLError, OSError, ValueError, KeyError):
+        with urllib.request.urlopen(f"{base}/predictions/{model.name}", timeout=5) as response:
+            header = response.headers.get("X-Model-Version")
+            return str(header or json.load(response).get("version") or "?")
+    except (urllib.error.URLError, OSError, ValueError, KeyError, AttributeError):
         return "?"
 
 

@@ -30,6 +30,10 @@ from swarmai.images.catalog import ImageDef
 # lives there too); the first that exists is handed to the build as a secret.
 _CA_ENV = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 _CA_FILES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
+# The host folder holding wheels PyPI has no usable build of (the CPU torch
+# wheel for TorchServe); handed to the builds that need it as context ``wheels``.
+WHEELS_ENV = "SWARMAI_WHEELS"
+DEFAULT_WHEELS = "/opt/wheels"
 
 
 @dataclass(frozen=True)
@@ -68,11 +72,14 @@ def build_images(
     images = catalog.plan(offline=offline, only=only)
     sources = source.source_files()
     tags = catalog.compute_tags(images, sources)
+    missing = {image.name for image in images if not _present(docker, tags[image.name])}
+    # Before building anything: a missing wheel would fail the build minutes in.
+    _require_wheels([image for image in images if image.name in missing], tags)
     results = []
     for number, image in enumerate(images, start=1):
         started = time.monotonic()
         tag = tags[image.name]
-        built = not _present(docker, tag)
+        built = image.name in missing
         if built:
             progress(f"[{number}/{len(images)}] {tag}: building")
             _build(docker, image, tags, sources, progress)
@@ -110,21 +117,44 @@ def _buildx(
     docker: DockerClient, image: ImageDef, context: Path, tags: Mapping[str, str],
     progress: Callable[[str], None],
 ) -> None:
-    """``docker buildx build`` with plain output streamed to ``progress``.
+    """Build one catalog image from its staged ``context``."""
+    build_context(
+        docker, context, tag=tags[image.name],
+        build_args=catalog.build_args(image, tags),
+        labels={"swarmai.image": image.name, "org.opencontainers.image.version": image.version},
+        build_contexts={"wheels": wheel_folder()} if image.host_wheels else None,
+        dockerfile=catalog.CONTEXTS / image.name / "Dockerfile",
+        progress=progress,
+    )
 
-    On failure the error carries the command and the build's last lines, which
-    is where BuildKit prints the failing step and its output.
+
+def build_context(
+    docker: DockerClient,
+    context: Path,
+    *,
+    tag: str,
+    build_args: Mapping[str, str],
+    labels: Mapping[str, str],
+    dockerfile: Path,
+    build_contexts: Mapping[str, Path] | None = None,
+    progress: Callable[[str], None] = _quiet,
+) -> None:
+    """``docker buildx build`` of a context directory, plain output streamed to ``progress``.
+
+    The host's CA bundle goes in as the secret ``ca`` (see the Dockerfiles) and
+    the result is loaded into the engine as ``tag``.  On failure the error
+    carries the command and the build's last lines, which is where BuildKit
+    prints the failing step and its output; ``dockerfile`` names the recipe.
     """
-    tag = tags[image.name]
     tail: deque[str] = deque(maxlen=60)
     ca = _ca_bundle()
     try:
         stream = docker.buildx.build(
             context,
-            build_args=catalog.build_args(image, tags),
+            build_args=dict(build_args),
+            build_contexts={name: str(path) for name, path in (build_contexts or {}).items()},
             tags=[tag],
-            labels={"swarmai.image": image.name, "org.opencontainers.image.version":
-                    image.version},
+            labels=dict(labels),
             secrets=[f"id=ca,src={ca}"] if ca else [],
             load=True,
             progress="plain",
@@ -137,11 +167,32 @@ def _buildx(
                 progress(f"    {line}")
     except DockerException as error:
         raise OperationError(
-            f"building {tag} failed (Dockerfile: {catalog.CONTEXTS / image.name / 'Dockerfile'})",
+            f"building {tag} failed (Dockerfile: {dockerfile})",
             command=[str(part) for part in error.docker_command],
             return_code=error.return_code,
             stderr="\n".join(_failure_lines(tail)),
         ) from None
+
+
+def wheel_folder() -> Path:
+    """Where this host keeps the wheels some images need (``$SWARMAI_WHEELS``, /opt/wheels)."""
+    return Path(os.environ.get(WHEELS_ENV) or DEFAULT_WHEELS)
+
+
+def _require_wheels(images: Sequence[ImageDef], tags: Mapping[str, str]) -> None:
+    """Fail, naming the files, when an image to build needs wheels this host lacks."""
+    folder = wheel_folder()
+    for image in images:
+        missing = [name for name in image.host_wheels if not (folder / name).is_file()]
+        if missing:
+            raise OperationError(
+                f"building {tags[image.name]} needs {', '.join(missing)} in {folder}, and "
+                f"{'it is' if len(missing) == 1 else 'they are'} not there: put the file(s) "
+                f"there, or set {WHEELS_ENV} to the folder that holds them.  PyPI's own torch "
+                "is a multi-GB CUDA build, so it is never installed instead; the CPU wheel "
+                "is at https://download.pytorch.org/whl/cpu (or leave this image out: "
+                "`swarmai images build --only KEY ...`)"
+            )
 
 
 def _failure_lines(tail: Sequence[str]) -> list[str]:

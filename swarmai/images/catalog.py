@@ -33,6 +33,10 @@ BASE_RECIPE: Mapping[str, str] = {
 # scikit-learn model logged to MLflow needs.  Pinned, so the tag says it all.
 SERVER_EXTRAS: tuple[str, ...] = ("scikit-learn==1.9.1", "cloudpickle==3.1.2")
 
+# The CPU build of torch, from the host's wheel folder (see build.wheel_folder):
+# ``pip install torch`` from PyPI is a multi-GB CUDA build.
+TORCH_CPU_WHEEL = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
+
 
 @dataclass(frozen=True)
 class ImageDef:
@@ -47,6 +51,10 @@ class ImageDef:
     shared: tuple[str, ...] = ()
     own: bool = False  # swarmai's own image: nobody publishes it, so always built
     with_source: bool = False  # built from swarmai's source (copied into its context)
+    # Files the build takes from the host's wheel folder, handed to it as the
+    # build context ``wheels``; their names are pinned (``pins``), so they count
+    # in the tag.  A missing one fails the build: there is no fallback.
+    host_wheels: tuple[str, ...] = ()
 
     @property
     def repository(self) -> str:
@@ -66,6 +74,11 @@ CATALOG: tuple[ImageDef, ...] = (
              pins={"MLFLOW_VERSION": "3.17.2", "BOTO3_VERSION": "1.44.5",
                    "PSYCOPG2_VERSION": "2.9.13", "PSYCOPG_VERSION": "3.3.9"}),
     ImageDef("postgres", "15", key="postgres", parent="base", pins={"POSTGRES_MAJOR": "15"}),
+    ImageDef("torchserve", "0.12.0", key="torchserve", parent="base",
+             pins={"TORCHSERVE_VERSION": "0.12.0", "TORCH_MODEL_ARCHIVER_VERSION": "0.12.0",
+                   "TORCH_WHEEL": TORCH_CPU_WHEEL, "NUMPY_VERSION": "2.4.6",
+                   "PYYAML_VERSION": "6.0.3"},
+             host_wheels=(TORCH_CPU_WHEEL,)),
     ImageDef("server", __version__, key="fastapi", parent="base",
              pins={"SERVER_EXTRAS": " ".join(SERVER_EXTRAS)}, own=True, with_source=True),
     ImageDef("model-sync", __version__, key="model-sync", parent="server", parent_arg="SERVER",

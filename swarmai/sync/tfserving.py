@@ -27,6 +27,9 @@ SAVED_MODEL = "saved_model.pb"
 # Inside each version folder: the models:/NAME/VERSION it was copied from, so
 # a folder left by another registered model under the same number is not reused.
 SOURCE_FILE = ".swarmai-source"
+# MLmodel flavors whose ``saved_model_dir`` names the SavedModel: MLflow's own,
+# and the one `swarmai models push` writes (swarmai.registry.models).
+NAMING_FLAVORS = ("tensorflow", "tf_saved_model")
 # How deep below the artifact root a SavedModel is looked for: MLflow's Keras
 # flavor (save_format="tf") keeps it at data/model.
 _SEARCH_DEPTH = 2
@@ -93,16 +96,19 @@ def versions_to_prune(versions: list[int], current: int, keep: int) -> list[int]
 def find_saved_model(root: Path, source: str) -> Path:
     """The SavedModel directory in a downloaded artifact tree.
 
-    MLflow's ``tensorflow`` flavor names it in ``saved_model_dir``; otherwise
+    MLflow's ``tensorflow`` flavor names it in ``saved_model_dir``, as does the
+    ``tf_saved_model`` flavor ``swarmai models push`` writes for a plain
+    SavedModel directory; otherwise
     the shallowest directory (root, or up to two levels down) holding a
     ``saved_model.pb`` is it, provided it is the only one at that depth.
     """
-    flavor = artifacts.flavors(root).get("tensorflow", {})
-    named = flavor.get("saved_model_dir")
-    if isinstance(named, str):
-        candidate = artifacts.inside(root, named)
-        if candidate is not None and (candidate / SAVED_MODEL).is_file():
-            return candidate
+    flavors = artifacts.flavors(root)
+    for name in NAMING_FLAVORS:
+        named = flavors.get(name, {}).get("saved_model_dir")
+        if isinstance(named, str):
+            candidate = artifacts.inside(root, named)
+            if candidate is not None and (candidate / SAVED_MODEL).is_file():
+                return candidate
     level = [root]
     for _ in range(_SEARCH_DEPTH + 1):
         found = [d for d in level if (d / SAVED_MODEL).is_file()]

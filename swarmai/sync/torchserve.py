@@ -14,11 +14,15 @@ a whole one.  What goes into the archive:
   pt2 export, or a pickled nn.Module) TorchServe cannot load: refused with a hint;
 * the handler: the artifacts' own ``handler.py``, else
   ``SWARMAI_TORCHSERVE_HANDLER``, else swarmai's JSON-tensor handler;
-* every other top-level file of the artifacts, as ``--extra-files``.
+* every other top-level file of the artifacts, as ``--extra-files``;
+* ``swarmai-model.json``: the model's name, MLflow version and source, which
+  the bundled handler reports (``X-Model-Version``, ``GET /predictions/<model>``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import tempfile
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 WEIGHT_SUFFIXES = (".pt", ".pth")
 HANDLER_FILE = "handler.py"
 MODEL_FILE = "model.py"
+# Archived beside the model: what it is in MLflow (read by handlers/json_tensor.py).
+MODEL_INFO = "swarmai-model.json"
 
 
 def bundled_handler() -> Path:
@@ -77,7 +83,13 @@ class TorchServeLayout:
         remove_leftovers(store)
         work = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{name}-", dir=store))
         try:
-            built = self.archiver(spec, work)
+            info = work / MODEL_INFO
+            info.write_text(json.dumps({"name": name, "version": version, "source": source}),
+                            encoding="utf-8")
+            spec = dataclasses.replace(spec, extra_files=(*spec.extra_files, info))
+            archive_dir = work / "archive"
+            archive_dir.mkdir()
+            built = self.archiver(spec, archive_dir)
             if not zipfile.is_zipfile(built):
                 raise ArchiveError(f"the archiver's output {built.name} is not a .mar (zip)")
             make_readable(built)
@@ -98,7 +110,7 @@ class TorchServeLayout:
 def archive_spec(root: Path, name: str, archive_version: str, handler: str | None,
                  source: str) -> ArchiveSpec:
     """Choose the serialized file, model file, handler and extra files in ``root``."""
-    serialized, model_file = _serialized(root, source)
+    serialized, model_file = serialized_model(root, source)
     own_handler = root / HANDLER_FILE
     chosen = str(own_handler) if own_handler.is_file() else handler or str(bundled_handler())
     used = {serialized, own_handler, root / MODEL_FILE}
@@ -126,7 +138,8 @@ def is_torchscript(path: Path) -> bool:
     )
 
 
-def _serialized(root: Path, source: str) -> tuple[Path, Path | None]:
+def serialized_model(root: Path, source: str) -> tuple[Path, Path | None]:
+    """The serialized model under ``root``, and the model file an eager-mode one needs."""
     weights = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     scripted = [p for p in weights if is_torchscript(p)]
     if len(scripted) == 1:
@@ -157,7 +170,7 @@ def _is_extra(path: Path) -> bool:
     return not (
         path.name.startswith(".")
         or path.name in artifacts.MLFLOW_METADATA
-        or path.name == COMPLETE_MARKER
+        or path.name in (COMPLETE_MARKER, MODEL_INFO)  # swarmai writes its own
         or path.suffix in WEIGHT_SUFFIXES
         or "," in path.name  # the archiver splits --extra-files on commas
     )

@@ -127,8 +127,8 @@ def run_once(docker: DockerClient, image: str, command: list[str], **options: An
 def test_every_image_is_built_in_dependency_order(builds: Builds) -> None:
     keys = [result.key for result in builds.first]
     assert keys[0] == "base"
-    assert set(keys) == {"base", "traefik", "seaweedfs", "mlflow", "postgres", "fastapi",
-                         "model-sync"}
+    assert set(keys) == {"base", "traefik", "seaweedfs", "mlflow", "postgres", "torchserve",
+                         "fastapi", "model-sync"}
     assert keys.index("fastapi") < keys.index("model-sync")
 
 
@@ -278,6 +278,26 @@ call("PUT", "/api/2.0/mlflow-artifacts/artifacts/e2e/hello.txt", b"hello seaweed
 assert call("GET", "/api/2.0/mlflow-artifacts/artifacts/e2e/hello.txt") == b"hello seaweed"
 print("artifact round trip ok")
 """
+
+
+# --- model runtimes ----------------------------------------------------------------
+
+
+def test_torchserve_is_the_real_one_on_java_17_with_cpu_torch(builds: Builds,
+                                                              docker: DockerClient) -> None:
+    image = builds.tags["torchserve"]
+    assert "TorchServe Version is 0.12.0" in run_once(docker, image, ["torchserve", "--version"])
+    assert "--model-name" in run_once(docker, image, ["torch-model-archiver", "--help"])
+    versions = run_once(docker, image, ["sh", "-c", "java -version 2>&1; python3 -c \""
+                                        "import torch, ts.model_service_worker; "
+                                        "print(torch.__version__, torch.version.cuda)\""])
+    assert 'version "17.' in versions
+    assert "2.13.0+cpu None" in versions
+    # The official image's user; no model-store directory to hand an empty store
+    # volume its owner (model-sync writes the store, see the Dockerfile).
+    assert run_once(docker, image, ["id", "-u"]).strip() == "1000"
+    assert run_once(docker, image, ["sh", "-c", "test -e model-store || echo absent"]).strip() \
+        == "absent"
 
 
 # --- swarmai's own images -------------------------------------------------------

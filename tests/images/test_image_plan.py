@@ -23,8 +23,8 @@ def test_without_offline_only_swarmais_own_images_and_their_base_are_built() -> 
 def test_offline_builds_everything_base_first_and_server_before_model_sync() -> None:
     order = names(catalog.plan(offline=True))
     assert order[0] == "base"
-    assert set(order) == {"base", "traefik", "seaweedfs", "mlflow", "postgres", "server",
-                          "model-sync"}
+    assert set(order) == {"base", "traefik", "seaweedfs", "mlflow", "postgres", "torchserve",
+                          "server", "model-sync"}
     assert order.index("server") < order.index("model-sync")
 
 

@@ -12,6 +12,12 @@ One request body is one of (TF Serving's row format first)::
 Its rows become one float32 tensor; rows of all requests in a TorchServe batch
 are run together.  The answer is ``{"predictions": [...]}``, one entry per row.
 A malformed request gets a 400 of its own instead of failing its batch.
+
+A request without a body (``GET /predictions/<model>``) is answered with what
+is served: ``{"name": ..., "version": ..., "source": ...}`` from the
+``swarmai-model.json`` model-sync puts into the archive.  Every response
+carries ``X-Model-Name`` and ``X-Model-Version`` (the MLflow version), like
+swarmai's FastAPI server.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from typing import Any
 torch: Any = importlib.import_module("torch")
 
 PAYLOAD_KEYS = ("instances", "inputs", "data")
+# Written into the archive by model-sync: the MLflow version the archive holds.
+MODEL_INFO = "swarmai-model.json"
 
 
 class JsonTensorHandler:
@@ -35,6 +43,7 @@ class JsonTensorHandler:
     def __init__(self) -> None:
         self.model: Any = None
         self.device: Any = None
+        self.info: dict[str, str] = {}
         self.initialized = False
 
     def initialize(self, context: Any) -> None:
@@ -45,12 +54,22 @@ class JsonTensorHandler:
         self.device = torch.device(f"cuda:{gpu}" if cuda else "cpu")
         manifest = context.manifest["model"]
         model_dir = properties.get("model_dir")
+        self.info = _model_info(model_dir, manifest)
         weights = os.path.join(model_dir, manifest["serializedFile"])
         model_file = manifest.get("modelFile")
-        if model_file:
-            self.model = _load_eager(os.path.join(model_dir, model_file), weights, self.device)
-        else:
-            self.model = torch.jit.load(weights, map_location=self.device)
+        try:
+            if model_file:
+                self.model = _load_eager(os.path.join(model_dir, model_file), weights,
+                                         self.device)
+            else:
+                self.model = torch.jit.load(weights, map_location=self.device)
+        except Exception as error:
+            # torch's messages run over many lines (source excerpts); TorchServe
+            # logs each line apart, so the cause gets a line of its own.
+            raise RuntimeError(
+                f"model {self.info.get('name', '?')} version {self.info.get('version', '?')} "
+                f"failed to load {manifest['serializedFile']}: {_first_line(error)}"
+            ) from error
         self.model.eval()
         self.initialized = True
 
@@ -59,6 +78,10 @@ class JsonTensorHandler:
         responses: list[Any] = [None] * len(data)
         batch: list[tuple[int, list[Any]]] = []
         for index, request in enumerate(data):
+            _set_headers(context, index, self.info)
+            if _no_body(request):
+                responses[index] = dict(self.info)
+                continue
             try:
                 batch.append((index, request_rows(request)))
             except ValueError as error:
@@ -128,6 +151,41 @@ def _load_eager(model_file: str, weights: str, device: Any) -> Any:
     model: Any = classes[0]()
     model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
     return model.to(device)
+
+
+def _model_info(model_dir: str, manifest: dict[str, Any]) -> dict[str, str]:
+    """The archive's ``swarmai-model.json`` (name, version, source), or just its name."""
+    info = {"name": str(manifest.get("modelName", ""))}
+    try:
+        with open(os.path.join(model_dir, MODEL_INFO), encoding="utf-8") as handle:
+            found = json.load(handle)
+    except (OSError, ValueError):
+        return info
+    if isinstance(found, dict):
+        info.update({str(k): str(v) for k, v in found.items()})
+    return info
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _no_body(request: Any) -> bool:
+    """A request with nothing in it: ``GET /predictions/<model>``."""
+    body = request.get("body", request.get("data")) if isinstance(request, dict) else request
+    if isinstance(body, (bytes, bytearray, str)):
+        return not body.strip()
+    return body is None
+
+
+def _set_headers(context: Any, index: int, info: dict[str, str]) -> None:
+    setter = getattr(context, "set_response_header", None)
+    if setter is None:
+        return
+    setter(index, "X-Model-Name", info.get("name", ""))
+    if info.get("version"):
+        setter(index, "X-Model-Version", info["version"])
 
 
 def _set_status(context: Any, code: int, message: str, index: int) -> None:
