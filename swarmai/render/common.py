@@ -38,6 +38,8 @@ def volume(mount: Mount) -> dict[str, Any]:
     spec: dict[str, Any] = {"type": kind, "source": mount.source, "target": mount.target}
     if mount.read_only:
         spec["read_only"] = True
+    if mount.nocopy and kind == "volume":
+        spec["volume"] = {"nocopy": True}
     return spec
 
 

@@ -39,6 +39,10 @@ class Mount:
     source: str
     target: str
     read_only: bool = False
+    # Do not seed an empty volume from the image's directory: the official
+    # runtime images own their mount points as root, and that ownership would
+    # reach the store volume model-sync must write.
+    nocopy: bool = False
 
 
 @dataclass(frozen=True)

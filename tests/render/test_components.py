@@ -70,8 +70,10 @@ def test_tfserving_reads_a_synced_volume_with_rendered_configs(
     bert = services["model-bert"]
     assert "--model_config_file=/etc/swarmai/bert/models.config" in bert["command"]
     assert "--monitoring_config_file=/etc/swarmai/bert/monitoring.config" in bert["command"]
+    # nocopy: the image's own /models (root-owned) must not seed the volume
+    # model-sync writes.
     assert {"type": "volume", "source": "store-bert", "target": "/models",
-            "read_only": True} in bert["volumes"]
+            "read_only": True, "volume": {"nocopy": True}} in bert["volumes"]
     assert bert["healthcheck"]["test"][:2] == ["CMD", "bash"]
     assert "AVAILABLE" in bert["healthcheck"]["test"][-1]
     sync = services["sync-bert"]
