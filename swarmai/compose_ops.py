@@ -17,10 +17,12 @@ from swarmai import engine as docker
 from swarmai.engine import Engine
 from swarmai.errors import OperationError, UsageError
 from swarmai.gateway_check import check_routes
+from swarmai.logtext import failure_log_lines
 from swarmai.prepare import (
     Prepared,
     StartReport,
     external_secret_hint,
+    pin,
     prepare,
     registry_services,
     require_local_images,
@@ -46,8 +48,10 @@ def up(engine: Engine, stack: Stack, stack_file: Path, *, offline: bool,
     wanted = registry_services(prepared)
     progress(f"starting the registry of {project}: {', '.join(wanted)}")
     _up(engine, project, compose_file, wanted, timeout_s)
-    require_models(engine, prepared, stack_file,
-                   "-t compose --offline" if offline else "-t compose")
+    serving = require_models(engine, prepared, stack_file,
+                             "-t compose --offline" if offline else "-t compose")
+    prepared = pin(prepared, serving)
+    report.prepared = prepared
     progress(f"starting the model servers of {project}")
     _up(engine, project, compose_file, None, timeout_s)
     report.routes = check_routes(prepared.stack, "127.0.0.1", progress=progress)
@@ -100,8 +104,8 @@ def _unhealthy_report(engine: Engine, project: str) -> str:
         probes = (state.get("Health") or {}).get("Log") or []
         if probes and probes[-1].get("Output", "").strip():
             lines.append(f"    last health check: {probes[-1]['Output'].strip()[-300:]}")
-        tail = docker.container_log_tail(engine, container["Id"]).strip()
-        lines.extend(f"    {line}" for line in tail.splitlines()[-12:])
+        tail = docker.container_log_tail(engine, container["Id"], 400)
+        lines.extend(f"    {line}" for line in failure_log_lines(tail))
     return "\n".join(lines) or "(every container is running)"
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from swarmai.engine import Engine, service_log_tail, service_tasks, stack_services
 from swarmai.errors import OperationError
+from swarmai.logtext import failure_log_lines
 
 # A service that lost this many tasks since the deploy started is broken, not
 # starting up.  Registry services wait for their dependencies themselves; model
@@ -168,6 +169,34 @@ def watch(
         time.sleep(poll_s)
 
 
+def wait_rolled_back(engine: Engine, stack_name: str, service: str, *, timeout_s: float,
+                     progress: Callable[[str], None] = lambda _: None,
+                     poll_s: float = 1.0) -> None:
+    """Wait until Swarm has rolled ``service`` back and its tasks run on the restored spec.
+
+    Not :func:`watch`: a rolled-back service reports ``rollback_started`` for a
+    whole monitor window (and ``rollback_completed`` after), which ``watch``
+    rightly counts as a failed deploy.  Here it is the expected way back.
+    """
+    start = time.monotonic()
+    while True:
+        listed = [s for s in stack_services(engine, stack_name)
+                  if s["Spec"]["Name"] == f"{stack_name}_{service}"]
+        states = summarize(stack_name, listed, service_tasks(engine, [s["ID"] for s in listed]),
+                           datetime.now(UTC))
+        state = states[0] if states else None
+        if state is not None and state.update_state == "rollback_paused":
+            raise _failure(engine, stack_name, [state], "could not be rolled back")
+        if (state is not None and state.update_state in ("rollback_started", "rollback_completed")
+                and state.running >= state.desired):
+            progress(f"  {service:24} {state.running}/{state.desired} healthy, rolled back")
+            return
+        if time.monotonic() - start > timeout_s:
+            raise OperationError(f"service {service} was not rolled back within "
+                                 f"{timeout_s:.0f} s")
+        time.sleep(poll_s)
+
+
 def _report_changes(states: list[ServiceState], shown: dict[str, str],
                     progress: Callable[[str], None]) -> None:
     for state in states:
@@ -191,8 +220,8 @@ def _failure(
         lines.extend(f"    task error: {error}" for error in list(errors)[-5:])
         if state.update_state in _BAD_UPDATE_STATES:
             lines.append(f"    update {state.update_state}: {state.update_message}")
-        tail = service_log_tail(engine, f"{stack_name}_{state.name}").strip()
-        if tail:
-            lines.append("    last log lines:")
-            lines.extend(f"      {line}" for line in tail.splitlines()[-12:])
+        shown = failure_log_lines(service_log_tail(engine, f"{stack_name}_{state.name}", 400))
+        if shown:
+            lines.append("    log (error lines, then the last lines):")
+            lines.extend(f"      {line}" for line in shown)
     return OperationError("\n".join(lines))

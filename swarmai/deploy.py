@@ -21,6 +21,7 @@ from swarmai.prepare import (
     Prepared,
     StartReport,
     external_secret_hint,
+    pin,
     prepare,
     registry_only_file,
     registry_services,
@@ -53,7 +54,9 @@ def deploy(engine: Engine, stack: Stack, stack_file: Path, options: DeployOption
     require_local_images(engine, prepared, offline=options.offline)
     _ensure_secrets(engine, prepared, report, progress)
     _registry_first(engine, prepared, started, options, progress)
-    require_models(engine, prepared, stack_file, "--offline" if options.offline else "")
+    serving = require_models(engine, prepared, stack_file, "--offline" if options.offline else "")
+    prepared = pin(prepared, serving)
+    report.prepared = prepared
     progress(f"deploying stack {stack.name} from {prepared.main_file}")
     docker.deploy_stack(engine, stack.name, prepared.main_file, prune=True)
     watch(engine, stack.name, since=started, timeout_s=options.timeout_s, progress=progress)

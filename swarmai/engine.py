@@ -16,6 +16,7 @@ import secrets as random_source
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -150,10 +151,28 @@ def service_tasks(engine: Engine, service_ids: Sequence[str]) -> list[dict[str, 
 
 
 def service_log_tail(engine: Engine, service: str, lines: int = 20) -> str:
-    """The last log lines of a service (all its tasks), for error reports."""
+    """The last log lines of a service's latest failed task on this node (else its latest
+    task), for error reports.
+
+    Read from the task's container rather than with ``docker service logs``:
+    on Docker 26 ``service logs --tail N`` never returns when N exceeds what a
+    dead task's container logged (seen with an OOM-killed task).
+    """
     try:
-        raw = engine.api.service_logs(service, stdout=True, stderr=True, tail=lines)
-        return b"".join(raw).decode("utf-8", "replace")
+        tasks = engine.api.tasks(filters={"service": service})
+        recent = sorted(tasks, reverse=True, key=lambda t: (
+            t.get("Status", {}).get("State") in ("failed", "rejected", "complete"),
+            str(t.get("CreatedAt", ""))))
+        for task in recent:
+            container = (task.get("Status", {}).get("ContainerStatus") or {}).get("ContainerID")
+            if not container:
+                continue
+            try:
+                raw = engine.api.logs(container, stdout=True, stderr=True, tail=lines)
+            except ApiError:
+                continue  # removed already, or on another node
+            return bytes(raw).decode("utf-8", "replace")
+        return "(no task of this service has logs on this node)"
     except ApiError as error:
         return f"(logs unavailable: {error})"
 
@@ -171,11 +190,42 @@ def info(engine: Engine) -> dict[str, Any]:
 
 
 def deploy_stack(engine: Engine, stack_name: str, stack_file: Path, *, prune: bool) -> None:
-    """``docker stack deploy`` (detached): convergence is watched by the caller."""
+    """``docker stack deploy`` (detached): convergence is watched by the caller.
+
+    Run through python-on-whales' ``run`` with its output captured: its own
+    ``stack.deploy`` lets "Updating service ..." lines reach our stdout, which
+    belongs to the command's report (JSON with ``--output json``).
+    """
+    from python_on_whales.utils import run
+
+    command = [*engine.cli.client_config.docker_cmd, "stack", "deploy", "--compose-file",
+               str(stack_file), "--resolve-image", "never", *(["--prune"] if prune else []),
+               stack_name]
     with engine_errors(f"deploying stack {stack_name}"):
-        engine.cli.stack.deploy(
-            stack_name, compose_files=[stack_file], prune=prune, resolve_image="never"
-        )
+        run(command, capture_stdout=True, capture_stderr=True)
+
+
+def service_update_state(engine: Engine, service: str) -> tuple[str | None, str]:
+    """The state of ``service``'s last update (``rollback_completed`` ...) and its message."""
+    with api_errors(f"inspecting service {service}"):
+        found = engine.api.inspect_service(service)
+    status = found.get("UpdateStatus") or {}
+    return status.get("State"), str(status.get("Message", ""))
+
+
+def force_update_service(engine: Engine, service: str) -> None:
+    """``docker service update --force --detach``: replace the tasks with their own spec."""
+    with engine_errors(f"restarting service {service}"):
+        engine.cli.service.update(service, force=True, detach=True)
+
+
+def rollback_service(engine: Engine, service: str) -> None:
+    """``docker service rollback --detach``: back to the spec before the last update."""
+    from python_on_whales.utils import run
+
+    with engine_errors(f"rolling back service {service}"):
+        run([*engine.cli.client_config.docker_cmd, "service", "rollback", "--detach",
+             "--quiet", service])
 
 
 def remove_stack(engine: Engine, stack_name: str) -> None:
@@ -210,6 +260,17 @@ def stack_volumes(engine: Engine, stack_name: str) -> list[str]:
     with api_errors("listing volumes"):
         found = engine.api.volumes(filters={"label": f"{NAMESPACE_LABEL}={stack_name}"})
     return sorted(v["Name"] for v in (found.get("Volumes") or []))
+
+
+def volume_exists(engine: Engine, name: str) -> bool:
+    with api_errors("listing volumes"):
+        found = engine.api.volumes(filters={"name": name}).get("Volumes") or []
+    return any(v["Name"] == name for v in found)
+
+
+def utc_now() -> datetime:
+    """The engine's clock as watch() compares task times with (UTC)."""
+    return datetime.now(UTC)
 
 
 def remove_volume(engine: Engine, name: str) -> None:
@@ -262,6 +323,16 @@ def compose_up(engine: Engine, project: str, compose_file: Path, *,
         )
 
 
+def compose_recreate(engine: Engine, project: str, compose_file: Path,
+                     services: Sequence[str], *, timeout_s: int) -> None:
+    """Re-create ``services`` (same config) and wait until they are healthy."""
+    with engine_errors(f"re-creating {', '.join(services)} of compose project {project}"):
+        _compose(engine, project, compose_file).compose.up(
+            services=list(services), detach=True, wait=True, wait_timeout=timeout_s,
+            force_recreate=True, dependencies=False, pull="never", quiet=True,
+        )
+
+
 def compose_down(engine: Engine, project: str, compose_file: Path, *, volumes: bool) -> None:
     with engine_errors(f"stopping compose project {project}"):
         _compose(engine, project, compose_file).compose.down(volumes=volumes, quiet=True)
@@ -298,6 +369,34 @@ def inspect_container(engine: Engine, container: str) -> dict[str, Any]:
 
 
 # --- one-off containers ---------------------------------------------------------
+
+_WRITE_FILE = """
+import os, sys
+folder, name, text = sys.argv[1:4]
+path = os.path.join(folder, name)
+if text:
+    # Written aside, then renamed: a file watcher never reads half a file.
+    temporary = os.path.join(folder, "." + name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
+elif os.path.exists(path):
+    os.remove(path)
+"""
+
+
+def write_volume_file(engine: Engine, volume: str, name: str, text: str | None, *,
+                      image: str) -> None:
+    """Write (``None``: remove) file ``name`` at the top of volume ``volume`` on this node."""
+    result = run_oneoff(
+        engine, image, ["python3", "-c", _WRITE_FILE, "/volume", name, text or ""],
+        network="none", volumes=[(volume, "/volume", "rw")], user="0:0",
+        what=f"writing {name} into volume {volume}",
+    )
+    if result.return_code != 0:
+        raise OperationError(f"writing {name} into volume {volume} failed",
+                             return_code=result.return_code, stderr=result.stderr)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ secret does not exist yet.  Deploy (Swarm) and up (Compose) share all of it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -19,9 +19,9 @@ from swarmai.errors import OperationError, UsageError
 from swarmai.gateway_check import RouteCheck
 from swarmai.host import resolve_ipvs
 from swarmai.output import write_bundle
-from swarmai.render import Bundle, render_bundle
+from swarmai.render import Bundle, Serving, render_bundle
 from swarmai.render.naming import MODELS_NET
-from swarmai.spec import DEFAULT_IMAGES, Stack, Target, image_for
+from swarmai.spec import Stack, Target, image_for
 from swarmai.spec.models import FrozenDict
 
 # Services brought up before the models, so the registry can be checked (and
@@ -36,6 +36,7 @@ class Prepared:
     target: Target
     bundle: Bundle
     directory: Path
+    ipvs: bool = True
 
     @property
     def main_file(self) -> Path:
@@ -85,10 +86,18 @@ def prepare(
 ) -> Prepared:
     """Render ``stack`` for ``target`` into its state directory."""
     stack = with_images(stack, offline=offline)
-    bundle = render_bundle(stack, target, ipvs=resolve_ipvs(stack, ipvs))
+    ipvs = resolve_ipvs(stack, ipvs)
+    bundle = render_bundle(stack, target, ipvs=ipvs)
     directory = state_directory(stack, target, state_dir)
     write_bundle(bundle, directory)
-    return Prepared(stack, target, bundle, directory)
+    return Prepared(stack, target, bundle, directory, ipvs)
+
+
+def pin(prepared: Prepared, serving: Serving) -> Prepared:
+    """Re-render with the versions the registry resolved (and its canaries), and write it."""
+    bundle = render_bundle(prepared.stack, prepared.target, ipvs=prepared.ipvs, serving=serving)
+    write_bundle(bundle, prepared.directory)
+    return replace(prepared, bundle=bundle)
 
 
 def require_local_images(engine: Engine, prepared: Prepared, *, offline: bool) -> None:
@@ -96,14 +105,19 @@ def require_local_images(engine: Engine, prepared: Prepared, *, offline: bool) -
     from swarmai.images import image_tags
 
     ours = set(image_tags(offline=offline).values())
-    used = [image_for(prepared.stack.images, key) for key in sorted(DEFAULT_IMAGES)]
-    wanted = sorted({ref for ref in used if ref in ours})
+    wanted = sorted(ref for ref in _images_in_bundle(prepared) if ref in ours)
     missing = docker.missing_images(engine, wanted)
     if missing:
         flag = " --offline" if offline else ""
         raise OperationError(
             f"image(s) {', '.join(missing)} are not built on this engine yet; "
             f"run `swarmai images build{flag}` first (seconds when nothing changed)")
+
+
+def _images_in_bundle(prepared: Prepared) -> set[str]:
+    """The images the rendered services use (no TorchServe model: no TorchServe image)."""
+    document = yaml.safe_load(prepared.bundle.files[prepared.bundle.main])
+    return {service["image"] for service in document["services"].values() if "image" in service}
 
 
 def registry_only_file(prepared: Prepared) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from swarmai.engine import Engine, missing_images, run_oneoff
 from swarmai.errors import OperationError, UsageError
 from swarmai.prepare import Prepared, with_images
 from swarmai.registry.models import parse_uri
+from swarmai.render import Serving
 from swarmai.render.naming import MLFLOW_CLIENT_ENV, MODELS_NET, mlflow_url
 from swarmai.spec import Stack, image_for
 
@@ -45,9 +47,10 @@ def check_models(engine: Engine, target: RegistryTarget, stack: Stack) -> list[d
 
 
 def push_model(
-    engine: Engine, target: RegistryTarget, name: str, path: Path, alias: str | None
+    engine: Engine, target: RegistryTarget, name: str, path: Path, alias: str | None,
+    metrics: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Register the model at ``path`` (an MLflow model dir or a pickle) as ``name``."""
+    """Register the model at ``path`` as ``name``, with evaluation ``metrics`` on its run."""
     if not path.exists():
         raise UsageError(f"{path}: no such file or directory")
     source = path.resolve()
@@ -55,6 +58,8 @@ def push_model(
     command = ["push", name, f"{_INPUT}/{source.name}"]
     if alias:
         command += ["--alias", alias]
+    for key, value in (metrics or {}).items():
+        command += ["--metric", f"{key}={value!r}"]
     result: dict[str, Any] = _registry(engine, target, command, volumes=[mount],
                                        what=f"pushing {path} as {name}")
     return result
@@ -62,6 +67,39 @@ def push_model(
 
 def list_models(engine: Engine, target: RegistryTarget) -> list[dict[str, Any]]:
     return list(_registry(engine, target, ["list"], what="listing models in MLflow"))
+
+
+def describe_model(engine: Engine, target: RegistryTarget, name: str,
+                   versions: list[str] | None = None) -> dict[str, Any]:
+    """``name``'s aliases, swarmai tags, and the run metrics of ``versions`` and of each alias's."""
+    command = ["describe", name, *(arg for v in versions or [] for arg in ("--version", v))]
+    result: dict[str, Any] = _registry(engine, target, command, what=f"describing {name}")
+    return result
+
+
+def move_alias(engine: Engine, target: RegistryTarget, name: str, alias: str, version: str,
+               *, remember: bool = True) -> dict[str, Any]:
+    """Point ``alias`` at ``version``; the answer says where it pointed before."""
+    command = ["move-alias", name, alias, version, *([] if remember else ["--forget"])]
+    result: dict[str, Any] = _registry(engine, target, command,
+                                       what=f"moving {name}@{alias} to version {version}")
+    return result
+
+
+def set_model_tag(engine: Engine, target: RegistryTarget, name: str, key: str,
+                  value: str | None) -> None:
+    """Set (``None``: delete) one of swarmai's ``swarmai.*`` tags on registered model ``name``."""
+    _registry(engine, target, ["tag", name, key, *([] if value is None else [value])],
+              what=f"tagging {name}")
+
+
+def preflight(engine: Engine, target: RegistryTarget, name: str, version: str,
+              runtime: str) -> dict[str, Any]:
+    """Download version ``version`` of ``name`` and check ``runtime`` can load it."""
+    result: dict[str, Any] = _registry(
+        engine, target, ["preflight", name, version, "--runtime", runtime],
+        what=f"pre-flight of models:/{name}/{version}")
+    return result
 
 
 def missing_models_message(stack: Stack, results: list[dict[str, Any]], stack_file: Path,
@@ -83,19 +121,37 @@ def missing_models_message(stack: Stack, results: list[dict[str, Any]], stack_fi
         else:
             lines.append(f"    (version {version} must exist: push the model, then point the "
                          f"stack at the version it gets, or use an alias)")
-    lines.append("PATH: an MLflow model directory, or a pickled scikit-learn model or callable.")
+    lines.append("PATH: an MLflow model directory, a TensorFlow SavedModel directory (tfserving), "
+                 "a TorchScript file (torchserve), or a pickled scikit-learn model or callable.")
     lines.append("Then run the same deploy again.")
     return "\n".join(lines)
 
 
 def require_models(engine: Engine, prepared: Prepared, stack_file: Path,
-                   push_flags: str) -> None:
-    """Raise, naming each missing model and the push that fixes it, unless all resolve."""
+                   push_flags: str) -> Serving:
+    """What each model's URI resolves to now; raise, naming each missing model and the
+    push that fixes it, unless all resolve."""
     target = RegistryTarget(prepared.stack.name, prepared.models_network, prepared.server_image)
     results = check_models(engine, target, prepared.stack)
     missing = missing_models_message(prepared.stack, results, stack_file, push_flags)
     if missing:
         raise OperationError(missing)
+    return serving_from(prepared.stack, results)
+
+
+def serving_from(stack: Stack, results: list[dict[str, Any]]) -> Serving:
+    """FastAPI models pinned to the versions their aliases resolved to, and their canaries."""
+    by_uri = {r["uri"]: r for r in results if r.get("found")}
+    pinned: dict[str, str] = {}
+    canaries: dict[str, str] = {}
+    for model in stack.models:
+        found = by_uri.get(model.model)
+        if model.runtime != "fastapi" or found is None or "@" not in model.model:
+            continue
+        pinned[model.name] = str(found["version"])
+        if found.get("canary"):
+            canaries[model.name] = str(found["canary"])
+    return Serving(pinned=pinned, canaries=canaries)
 
 
 def _registry(engine: Engine, target: RegistryTarget, command: list[str], *,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from swarmai import __version__
-from swarmai.cli import lifecycle_cmds, registry_cmds, spec_cmds
+from swarmai.cli import lifecycle_cmds, promote_cmds, registry_cmds, spec_cmds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -31,6 +31,7 @@ def cli() -> None:
       swarmai deploy stacks/dev.yaml --offline      # a Swarm
       swarmai models push stacks/dev.yaml iris model.pkl --alias production
       swarmai status stacks/dev.yaml
+      swarmai promote stacks/dev.yaml iris --to production --from staging
     """
 
 
@@ -39,6 +40,7 @@ for command in (
     lifecycle_cmds.deploy, lifecycle_cmds.rm, lifecycle_cmds.up, lifecycle_cmds.down,
     lifecycle_cmds.status, lifecycle_cmds.doctor,
     registry_cmds.models, registry_cmds.images,
+    promote_cmds.promote, promote_cmds.rollback,
 ):
     cli.add_command(command)
 

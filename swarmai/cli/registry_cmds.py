@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,7 +18,7 @@ from swarmai.cli.common import (
 )
 from swarmai.engine import Engine
 from swarmai.images import BuildResult, build_images
-from swarmai.registry_ops import RegistryTarget, list_models, push_model
+from swarmai.registry_ops import RegistryTarget, describe_model, list_models, push_model
 from swarmai.spec import Target, load_stack
 
 
@@ -37,23 +38,31 @@ def _registry(stack_file: Path, target: Target, offline: bool) -> RegistryTarget
 @click.option("--alias", help="Point this alias (e.g. production) at the pushed version.")
 @click.option("--target", "-t", type=TARGETS, default="swarm", show_default=True,
               help="Where the stack runs: swarm (deploy) or compose (up).")
+@click.option("--metric", "metrics", multiple=True, metavar="KEY=VALUE",
+              help="An evaluation result to log on the new version's run (repeatable); "
+                   "promotion policies compare these.")
 @offline_option()
 def push(stack_file: Path, name: str, path: Path, alias: str | None, target: Target,
-         offline: bool) -> None:
+         metrics: tuple[str, ...], offline: bool) -> None:
     """Register the model at PATH as NAME in the MLflow of stack FILE.
 
-    PATH is an MLflow model directory (with an MLmodel file), or a pickle of a
-    scikit-learn model or of a callable taking a DataFrame (wrapped as a
-    pyfunc). Pushing the same content again reuses its version.
+    PATH is one of: an MLflow model directory (with an MLmodel file); a
+    TensorFlow SavedModel directory (saved_model.pb + variables/, for
+    tfserving); a TorchScript file (torch.jit.save, for torchserve); a pickle
+    of a scikit-learn model or of a callable taking a DataFrame (wrapped as a
+    pyfunc, for fastapi). Pushing the same content again reuses its version.
 
     \b
     Examples:
       swarmai models push stacks/dev.yaml iris registry/examples/iris.pkl --alias production
       swarmai models push stack.yaml churn ./mlruns/model --alias staging -t compose
+      swarmai models push stacks/vision.yaml resnet resnet.pt --alias production
+      swarmai models push stacks/dev.yaml iris iris.pkl --alias staging --metric accuracy=0.97
+      swarmai models push stacks/vision.yaml bert ./bert_savedmodel --alias production
     """
     def action() -> dict[str, object]:
         return push_model(Engine.from_env(), _registry(stack_file, target, offline), name, path,
-                          alias)
+                          alias, _parse_metrics(metrics))
 
     result = run_action(action)
     aliases = ", ".join(result.get("aliases", [])) or "no alias"  # type: ignore[arg-type]
@@ -82,6 +91,46 @@ def list_command(stack_file: Path, target: Target, offline: bool, output_format:
     for version in versions:
         aliases = ", ".join(version["aliases"]) or "-"  # type: ignore[arg-type]
         click.echo(f"{version['name']:24} {version['version']:>6}  {aliases}")
+
+
+@models.command("describe")
+@stack_file_argument()
+@click.argument("name")
+@click.option("--version", "versions", multiple=True,
+              help="Also describe this version (repeatable); every alias's version is shown.")
+@click.option("--target", "-t", type=TARGETS, default="swarm", show_default=True)
+@offline_option()
+@output_option()
+def describe_command(stack_file: Path, name: str, versions: tuple[str, ...], target: Target,
+                     offline: bool, output_format: str) -> None:
+    """Show registered model NAME: its aliases, versions and their runs' metrics.
+
+    Also shows swarmai's own tags: the version each alias pointed at before
+    its last promotion (swarmai.previous.ALIAS) and a running canary
+    (swarmai.canary.ALIAS). The JSON form is what promotion policies read.
+
+    \b
+    Examples:
+      swarmai models describe stacks/dev.yaml iris
+      swarmai models describe stacks/dev.yaml iris --version 4 --output json
+    """
+    def action() -> dict[str, Any]:
+        return describe_model(Engine.from_env(), _registry(stack_file, target, offline), name,
+                              list(versions))
+
+    described = run_action(action)
+    if output_format == "json":
+        click.echo(json.dumps(described, indent=2))
+        return
+    by_version: dict[str, list[str]] = {}
+    for alias, version in described["aliases"].items():
+        by_version.setdefault(version, []).append(alias)
+    for version, facts in sorted(described["versions"].items(), key=lambda kv: -int(kv[0])):
+        metrics = ", ".join(f"{k}={v:g}" for k, v in sorted(facts["metrics"].items())) or "-"
+        aliases = ", ".join(sorted(by_version.get(version, []))) or "-"
+        click.echo(f"{name} version {version:>4}  aliases: {aliases:20}  metrics: {metrics}")
+    for key, value in sorted(described["tags"].items()):
+        click.echo(f"{key} = {value}")
 
 
 @click.group()
@@ -117,3 +166,18 @@ def build(offline: bool, only: tuple[str, ...], verbose: bool) -> None:
     for result in run_action(action):
         click.echo(f"{result.key:12} {result.tag}  "
                    + (f"built in {result.seconds:.0f} s" if result.built else "present"))
+
+
+def _parse_metrics(pairs: tuple[str, ...]) -> dict[str, float]:
+    """``("accuracy=0.9",)`` -> ``{"accuracy": 0.9}``; a malformed pair is a usage error."""
+    found: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        try:
+            if not sep or not key.strip():
+                raise ValueError(pair)
+            found[key.strip()] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"{pair!r}: write KEY=NUMBER, e.g. accuracy=0.93",
+                                     param_hint="--metric") from None
+    return found

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from swarmai.registry import models
+from swarmai.registry import models, promotion
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,25 @@ def main(argv: list[str] | None = None) -> int:
     push.add_argument("name")
     push.add_argument("path", type=Path)
     push.add_argument("--alias")
+    push.add_argument("--metric", action="append", default=[], metavar="KEY=VALUE")
     commands.add_parser("list", help="list registered versions")
+    describe = commands.add_parser("describe", help="aliases, swarmai tags, version metrics")
+    describe.add_argument("name")
+    describe.add_argument("--version", action="append", default=[])
+    move = commands.add_parser("move-alias", help="point an alias at a version")
+    move.add_argument("name")
+    move.add_argument("alias")
+    move.add_argument("version")
+    move.add_argument("--forget", action="store_true", help="do not remember the old target")
+    tag = commands.add_parser("tag", help="set or delete a swarmai.* registered-model tag")
+    tag.add_argument("name")
+    tag.add_argument("key")
+    tag.add_argument("value", nargs="?")
+    preflight = commands.add_parser("preflight", help="download a version, check it loads")
+    preflight.add_argument("name")
+    preflight.add_argument("version")
+    preflight.add_argument("--runtime", required=True,
+                           choices=("fastapi", "tfserving", "torchserve"))
     args = parser.parse_args(argv)
     if not args.tracking_uri:
         return _fail("no MLflow tracking URI (--tracking-uri or MLFLOW_TRACKING_URI)", 2)
@@ -57,8 +75,30 @@ def _run(args: argparse.Namespace) -> Any:
     if args.command == "push":
         if not args.path.exists():
             raise models.RegistryError(f"{args.path} does not exist")
-        return models.push(client, args.name, args.path, args.alias).as_dict()
+        metrics = _metrics(args.metric)
+        return models.push(client, args.name, args.path, args.alias, metrics).as_dict()
+    if args.command == "describe":
+        return promotion.describe(client, args.name, args.version)
+    if args.command == "move-alias":
+        return promotion.move_alias(client, args.name, args.alias, args.version,
+                                    remember=not args.forget).as_dict()
+    if args.command == "tag":
+        promotion.set_tag(client, args.name, args.key, args.value)
+        return {"name": args.name, "key": args.key, "value": args.value}
+    if args.command == "preflight":
+        return promotion.preflight(client, args.name, args.version, args.runtime)
     return [v.as_dict() for v in models.list_versions(client)]
+
+
+def _metrics(pairs: list[str]) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            found[key.strip()] = float(value)
+        except ValueError:
+            raise models.RegistryError(f"--metric {pair!r}: write KEY=NUMBER") from None
+    return found
 
 
 def _fail(message: str, code: int, chatter: io.StringIO | None = None) -> int:

@@ -10,6 +10,7 @@ it, because these operations run inside a container on the stack's network.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +23,12 @@ _MODEL_URI = re.compile(
 # Tag on each version swarmai registers: the sha256 of what was pushed, so
 # pushing the same model twice reuses its version instead of adding another.
 CONTENT_TAG = "swarmai.content_sha256"
+# How pushed SavedModels and TorchScript files are laid out in MLflow: the
+# model directory holds the model and an MLmodel whose flavor names its format.
+SAVED_MODEL = "saved_model.pb"
+SAVED_MODEL_DIR = "saved_model"
+SAVED_MODEL_FLAVOR = "tf_saved_model"
+TORCHSCRIPT_FLAVOR = "torchscript"
 
 
 class RegistryError(Exception):
@@ -45,6 +52,7 @@ class CheckResult:
     found: bool
     version: str | None = None
     error: str | None = None
+    canary: str | None = None  # the version a canary of this alias serves, if one runs
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +75,7 @@ def resolve(client: Any, uri: str) -> ModelVersionInfo:
         else:
             found = client.get_model_version(name, version)
     except Exception as error:  # MLflow raises MlflowException and HTTP errors alike
-        raise RegistryError(_mlflow_message(error)) from None
+        raise RegistryError(mlflow_message(error)) from None
     return _info(found)
 
 
@@ -80,20 +88,50 @@ def check(client: Any, uris: list[str]) -> list[CheckResult]:
         except RegistryError as error:
             results.append(CheckResult(uri, found=False, error=str(error)))
         else:
-            results.append(CheckResult(uri, found=True, version=info.version))
+            results.append(CheckResult(uri, found=True, version=info.version,
+                                       canary=_canary_version(client, uri)))
     return results
 
 
-def push(client: Any, name: str, path: Path, alias: str | None) -> ModelVersionInfo:
+def _canary_version(client: Any, uri: str) -> str | None:
+    """The canary version swarmai recorded for the alias of ``uri`` (promotion.CANARY_TAG)."""
+    name, alias, _ = parse_uri(uri)
+    if alias is None:
+        return None
+    tags = getattr(client.get_registered_model(name), "tags", None) or {}
+    recorded = tags.get(f"swarmai.canary.{alias}")
+    if not recorded:
+        return None
+    try:
+        return str(json.loads(recorded)["version"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def push(client: Any, name: str, path: Path, alias: str | None,
+         metrics: dict[str, float] | None = None) -> ModelVersionInfo:
     """Register the model at ``path`` as ``name`` (reusing an identical version) and set ``alias``.
 
-    ``path`` is an MLflow model directory (with an ``MLmodel`` file), or a pickle
-    of a scikit-learn estimator or of a plain callable (wrapped as a pyfunc).
+    ``path`` is one of:
+
+    * an MLflow model directory (with an ``MLmodel`` file);
+    * a TensorFlow SavedModel directory (``saved_model.pb`` + ``variables/``),
+      for the tfserving runtime;
+    * a TorchScript file (``torch.jit.save``), for the torchserve runtime;
+    * a pickle of a scikit-learn estimator or of a plain callable (wrapped as a
+      pyfunc), for the fastapi runtime.
+
+    SavedModels and TorchScript files are logged as they are, beside an
+    ``MLmodel`` naming their format, which is the layout model-sync
+    (``swarmai.sync``) turns into what TF Serving and TorchServe load.
+
+    ``metrics`` (an evaluation's results) are logged on the run of a new
+    version; promotion policies compare them.
     """
     digest = content_sha256(path)
     version = _version_with_content(client, name, digest)
     if version is None:
-        version = _register(client, name, path, digest)
+        version = _register(client, name, path, digest, metrics or {})
     if alias is not None:
         client.set_registered_model_alias(name, alias, version)
     return _info(client.get_model_version(name, version))
@@ -137,11 +175,14 @@ def _version_with_content(client: Any, name: str, digest: str) -> str | None:
     return None
 
 
-def _register(client: Any, name: str, path: Path, digest: str) -> str:
+def _register(client: Any, name: str, path: Path, digest: str,
+              metrics: dict[str, float]) -> str:
     import mlflow
 
     with mlflow.start_run(run_name=f"swarmai push {name}"):
         model_uri = _log_model(path)
+        if metrics:
+            mlflow.log_metrics(metrics)
     registered = mlflow.register_model(model_uri, name, tags={CONTENT_TAG: digest})
     return str(registered.version)
 
@@ -149,13 +190,18 @@ def _register(client: Any, name: str, path: Path, digest: str) -> str:
 def _log_model(path: Path) -> str:
     import mlflow
 
+    if path.is_dir() and not (path / "MLmodel").is_file() and (path / SAVED_MODEL).is_file():
+        return _log_wrapped(path, SAVED_MODEL_DIR, SAVED_MODEL_FLAVOR,
+                            {"saved_model_dir": SAVED_MODEL_DIR})
     if path.is_dir():
         if not (path / "MLmodel").is_file():
-            raise RegistryError(f"{path} is a directory without an MLmodel file")
-        mlflow.log_artifacts(str(path), artifact_path="model")
-        run = mlflow.active_run()
-        assert run is not None
-        return f"runs:/{run.info.run_id}/model"
+            raise RegistryError(
+                f"{path} is a directory without an MLmodel file (nor a TensorFlow "
+                f"SavedModel: no {SAVED_MODEL})")
+        return _log_directory(path)
+    if _is_torchscript(path):
+        filename = path.name if path.suffix in (".pt", ".pth") else "model.pt"
+        return _log_wrapped(path, filename, TORCHSCRIPT_FLAVOR, {"model_file": filename})
     obj = _unpickle(path)
     if type(obj).__module__.startswith("sklearn"):
         # cloudpickle, not MLflow's newer skops default: skops is not installed
@@ -166,6 +212,48 @@ def _log_model(path: Path) -> str:
         wrapped = _callable_model(obj)
         return str(mlflow.pyfunc.log_model(name="model", python_model=wrapped).model_uri)
     raise RegistryError(f"{path}: a {type(obj).__name__} is neither an estimator nor callable")
+
+
+def _log_directory(path: Path) -> str:
+    """Log a directory's files as the run's ``model`` artifacts; their runs:/ URI."""
+    import mlflow
+
+    mlflow.log_artifacts(str(path), artifact_path="model")
+    run = mlflow.active_run()
+    assert run is not None
+    return f"runs:/{run.info.run_id}/model"
+
+
+def _log_wrapped(path: Path, target: str, flavor: str, params: dict[str, str]) -> str:
+    """Log ``path`` as ``model/<target>`` beside an ``MLmodel`` declaring ``flavor``.
+
+    The flavor names the format only (no MLflow loader exists for it): the
+    model is for a serving runtime, found by model-sync, not for ``mlflow.pyfunc``.
+    """
+    import shutil
+    import tempfile
+
+    from mlflow.models import Model
+
+    with tempfile.TemporaryDirectory(prefix="swarmai-push-") as tmp:
+        staged = Path(tmp) / "model"
+        staged.mkdir()
+        if path.is_dir():
+            shutil.copytree(path, staged / target)
+        else:
+            shutil.copyfile(path, staged / target)
+        model = Model(artifact_path="model")
+        model.add_flavor(flavor, **params)
+        model.save(str(staged / "MLmodel"))
+        return _log_directory(staged)
+
+
+def _is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a ``torch.jit.save`` archive (without importing torch)."""
+    # Imported here: swarmai.sync imports this module.
+    from swarmai.sync.torchserve import is_torchscript
+
+    return is_torchscript(path)
 
 
 def _callable_model(function: Any) -> Any:
@@ -198,6 +286,6 @@ def _info(version: Any) -> ModelVersionInfo:
     )
 
 
-def _mlflow_message(error: Exception) -> str:
+def mlflow_message(error: Exception) -> str:
     message = getattr(error, "message", None) or str(error)
     return str(message).strip().splitlines()[0] if str(message).strip() else type(error).__name__

@@ -8,7 +8,7 @@ diffed, or compared with what is deployed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -35,13 +35,34 @@ class Bundle:
     files: Mapping[str, str]
 
 
-def render_bundle(stack: Stack, target: Target, *, ipvs: bool = True) -> Bundle:
+@dataclass(frozen=True)
+class Serving:
+    """What the registry said when deploying: the version behind each FastAPI
+    model's alias, and the canaries that run (model name -> version).
+
+    Pinning a FastAPI server to the version its alias resolved to is what
+    makes a promotion a Swarm rolling update (with its health gate and its
+    automatic rollback to the previous spec), and keeps every replica of a
+    model on one version whatever happens to the alias between restarts.
+    """
+
+    pinned: Mapping[str, str] = field(default_factory=dict)
+    canaries: Mapping[str, str] = field(default_factory=dict)
+
+
+def render_bundle(stack: Stack, target: Target, *, ipvs: bool = True,
+                  serving: Serving | None = None) -> Bundle:
     """Render ``stack`` for ``target``.
 
     ``ipvs`` says whether the Swarm's kernels have IPVS; without it services use
-    ``dnsrr`` and host-mode ports (it has no effect on Compose).
+    ``dnsrr`` and host-mode ports (it has no effect on Compose).  ``serving``
+    pins FastAPI models to versions and adds canary services.
     """
+    serving = serving or Serving()
+    stack = _pinned(stack, serving.pinned)
     plans = service_plans(stack, target, host_ports=target == "swarm" and not ipvs)
+    plans += [runtimes.canary_service(stack, model, serving.canaries[model.name])
+              for model in stack.models if model.name in serving.canaries]
     files = _support_files(stack, target)
     if target == "compose":
         document = compose_document(stack, plans)
@@ -52,6 +73,17 @@ def render_bundle(stack: Stack, target: Target, *, ipvs: bool = True) -> Bundle:
     header = f"# Rendered by swarmai {__version__} from stack {stack.name!r}; do not edit.\n"
     files[main] = header + dump_yaml(escape_interpolation(document))
     return Bundle(target=target, main=main, files=dict(sorted(files.items())))
+
+
+def _pinned(stack: Stack, versions: Mapping[str, str]) -> Stack:
+    """``stack`` with each FastAPI model's ``models:/NAME@ALIAS`` replaced by its version."""
+    models = []
+    for model in stack.models:
+        uri = model.model
+        if model.runtime == "fastapi" and "@" in uri and model.name in versions:
+            uri = f"models:/{uri.removeprefix('models:/').split('@')[0]}/{versions[model.name]}"
+        models.append(model.model_copy(update={"model": uri}))
+    return stack.model_copy(update={"models": tuple(models)})
 
 
 def service_plans(stack: Stack, target: Target, *, host_ports: bool) -> list[ServicePlan]:

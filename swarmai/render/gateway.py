@@ -12,11 +12,18 @@ from typing import Any
 
 from swarmai.render import naming
 from swarmai.render.plan import Healthcheck, Mount, Port, RenderedFile, ServicePlan
+from swarmai.render.runtimes import serving_port
 from swarmai.spec import Model, Stack, Target, image_for
 
 STATIC_PATH = "gateway/traefik.yml"
 DYNAMIC_PATH = "gateway/dynamic/routes.yml"
 DYNAMIC_DIR = "/etc/traefik/dynamic"
+# The file provider's directory is a volume, so files can be added while
+# Traefik runs (canary weights): a Swarm config cannot change without
+# recreating the gateway.  routes.yml is still a config, mounted inside it.
+DYNAMIC_VOLUME = "gateway-dynamic"
+# Above any rule-length priority Traefik gives the label routers.
+CANARY_PRIORITY = 100_000
 
 # Traefik's Swarm provider polls (it does not follow events).  The default
 # 15 s would keep routing to a task for up to 15 s after Swarm stopped it; 2 s,
@@ -83,20 +90,61 @@ def dynamic_config(stack: Stack) -> dict[str, Any]:
     return {"http": http}
 
 
-def router_labels(stack: Stack, model: Model, port: int, target: Target) -> dict[str, str]:
-    """Labels that route ``model.public_route`` to ``port`` of the model's tasks."""
+def canary_file(model: Model) -> str:
+    """The file (in the dynamic volume) that holds ``model``'s canary weights."""
+    return f"canary-{model.name}.yml"
+
+
+def canary_config(stack: Stack, model: Model, percent: int, target: Target) -> dict[str, Any]:
+    """A router that takes over ``model``'s route and splits it by weight.
+
+    Weights cannot be expressed in labels, so this lives in the file provider:
+    ``100 - percent`` to the model's own (label-defined) service, ``percent``
+    to the canary service, reached by its in-stack DNS name.
+    """
     router = naming.router_name(stack, model)
+    provider = "swarm" if target == "swarm" else "docker"
+    canary_url = f"http://{naming.canary_service(model)}:{serving_port(model)}"
+    return {"http": {
+        "routers": {f"{router}-canary": {
+            "rule": _rule(model),
+            "priority": CANARY_PRIORITY,
+            "entryPoints": ["web"],
+            "middlewares": [m.removesuffix("@file") for m in _chain(stack, model)],
+            "service": f"{router}-weighted",
+        }},
+        "services": {
+            f"{router}-weighted": {"weighted": {"services": [
+                {"name": f"{router}@{provider}", "weight": 100 - percent},
+                {"name": f"{router}-canary", "weight": percent},
+            ]}},
+            f"{router}-canary": {"loadBalancer": {"servers": [{"url": canary_url}]}},
+        },
+    }}
+
+
+def _rule(model: Model) -> str:
     route = model.public_route
+    return f"Path(`{route}`) || PathPrefix(`{route}/`)"
+
+
+def _chain(stack: Stack, model: Model) -> list[str]:
     chain = [f"{_strip_name(model)}@file", "retry@file"]
     if stack.gateway.auth is not None:
         chain.insert(0, "auth@file")
+    return chain
+
+
+def router_labels(stack: Stack, model: Model, port: int, target: Target) -> dict[str, str]:
+    """Labels that route ``model.public_route`` to ``port`` of the model's tasks."""
+    router = naming.router_name(stack, model)
     provider = "swarm" if target == "swarm" else "docker"
     prefix = f"traefik.http.routers.{router}"
     return {
         "traefik.enable": "true",
-        f"{prefix}.rule": f"Path(`{route}`) || PathPrefix(`{route}/`)",
+        f"{prefix}.rule": _rule(model),
         f"{prefix}.entrypoints": "web",
-        f"{prefix}.middlewares": ",".join(chain),
+        f"{prefix}.middlewares": ",".join(_chain(stack, model)),
         f"{prefix}.service": router,
         # Mandatory on Swarm: the provider gets no port information otherwise
         # and silently drops every router of the service.
@@ -117,7 +165,10 @@ def gateway_service(stack: Stack, target: Target, host_ports: bool) -> ServicePl
         role="gateway",
         command=("traefik", "--configFile=/etc/traefik/traefik.yml"),
         networks=(naming.MODELS_NET,),
-        volumes=(Mount("/var/run/docker.sock", "/var/run/docker.sock", read_only=True),),
+        volumes=(
+            Mount("/var/run/docker.sock", "/var/run/docker.sock", read_only=True),
+            Mount(DYNAMIC_VOLUME, DYNAMIC_DIR),
+        ),
         files=(
             RenderedFile("traefik-static", STATIC_PATH, "/etc/traefik/traefik.yml"),
             RenderedFile("traefik-routes", DYNAMIC_PATH, f"{DYNAMIC_DIR}/routes.yml"),

@@ -53,6 +53,11 @@ def model_service(model: Model) -> str:
     return f"model-{model.name}"
 
 
+def canary_service(model: Model) -> str:
+    """The one-replica service that serves a canary version beside the model's own."""
+    return f"model-{model.name}-canary"
+
+
 def sync_service(model: Model) -> str:
     return f"sync-{model.name}"
 

@@ -9,6 +9,7 @@ FastAPI server loads ``models:/NAME@ALIAS`` from MLflow itself.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from swarmai.render import naming
 from swarmai.render.plan import Healthcheck, Mount, RenderedFile, ServicePlan
@@ -17,9 +18,16 @@ from swarmai.spec import Model, Stack, image_for
 # A model server is healthy only once its model is loaded; loading may first
 # download the artifacts, so allow generous start periods.
 _MODEL_START_PERIOD_S = 180
-# Longer than Traefik's Swarm refresh (2 s) plus the longest request, so a task
-# being replaced keeps answering until the gateway has stopped sending to it.
+# Zero failed requests while a task is replaced rest on three numbers:
+# - the FastAPI server keeps accepting for _DEREGISTER_S after SIGTERM, longer
+#   than Traefik's Swarm refresh (2 s, gateway.py), so the gateway has dropped
+#   the task before its socket closes;
+# - it then waits up to _FINISH_S for requests in flight;
+# - the stop grace period (_DRAIN_S) exceeds both together, so Docker never
+#   kills a server mid-request.
 _DRAIN_S = 20
+_DEREGISTER_S = 5
+_FINISH_S = 10
 _SYNC_POLL_S = 30
 _SYNC_MARKER = ".swarmai-synced"
 _CONF_DIR = "/etc/swarmai"
@@ -35,6 +43,28 @@ def model_services(stack: Stack, model: Model) -> list[ServicePlan]:
     if model.runtime == "tfserving":
         return [_sync(stack, model, "tfserving"), _tfserving(stack, model)]
     return [_sync(stack, model, "torchserve"), _torchserve(stack, model)]
+
+
+def canary_service(stack: Stack, model: Model, version: str) -> ServicePlan:
+    """One replica serving ``version`` of ``model``'s registered model, beside its own service.
+
+    It has no router: the gateway reaches it only through the weighted router
+    of the canary file (gateway.canary_config).  FastAPI models only: the
+    external runtimes read a per-model store that holds one version.
+    """
+    if model.runtime != "fastapi":
+        raise ValueError(f"model {model.name}: canaries are for fastapi models")
+    registered = model.model.removeprefix("models:/").split("@")[0].split("/")[0]
+    pinned = model.model_copy(update={"model": f"models:/{registered}/{version}"})
+    plan = _fastapi(stack, pinned)
+    return replace(
+        plan,
+        name=naming.canary_service(model),
+        replicas=1,
+        routed_model=None,
+        route_port=None,
+        labels={**plan.labels, "swarmai.canary-of": model.name},
+    )
 
 
 def serving_port(model: Model) -> int:
@@ -57,7 +87,10 @@ def runtime_files(model: Model) -> dict[str, str]:
             files[_path(model, "batching.config")] = tfserving_batching_config(model)
         return files
     if model.runtime == "torchserve":
-        return {_path(model, "config.properties"): torchserve_properties(model)}
+        return {
+            _path(model, "config.properties"): torchserve_properties(model),
+            _path(model, "health.py"): torchserve_health_check(model),
+        }
     return {}
 
 
@@ -123,6 +156,48 @@ def torchserve_properties(model: Model) -> str:
     return "\n".join(lines) + "\n"
 
 
+def torchserve_health_check(model: Model) -> str:
+    """The TorchServe container's healthcheck: is the model loaded?  If not, why not.
+
+    ``/ping`` says Healthy even when the model failed to load (pytorch/serve#2099),
+    so a READY worker is required too.  Without one it prints, on one line, the
+    workers' states and the last error the Python worker logged (TorchServe's
+    model_log.log), which `docker inspect` shows, and which the container logs
+    too when it is stopped unhealthy (see the entrypoint), for swarmai's
+    failure report.  Runs with the image's python3 (stdlib only).
+    """
+    inference = f"http://127.0.0.1:{naming.TORCHSERVE_INFERENCE_PORT}"
+    management = f"http://127.0.0.1:{naming.TORCHSERVE_MANAGEMENT_PORT}"
+    return f'''"""swarmai: does TorchServe serve model {model.name}?  Exit 0, or say why not."""
+import json
+import os
+import sys
+import urllib.request
+
+MODEL = {model.name!r}
+try:
+    urllib.request.urlopen({inference + "/ping"!r}, timeout=4).close()
+    with urllib.request.urlopen({management + "/models/" + model.name!r}, timeout=4) as answer:
+        workers = [worker["status"] for worker in json.load(answer)[0]["workers"]]
+except Exception as error:
+    sys.exit(f"model {{MODEL}}: TorchServe does not answer: {{error}}")
+if "READY" in workers:
+    sys.exit(0)
+log = os.path.join(os.environ.get("LOG_LOCATION", "logs"), "model_log.log")
+try:
+    with open(log, "rb") as handle:
+        handle.seek(max(os.path.getsize(log) - 65536, 0))
+        lines = handle.read().decode("utf-8", "replace").splitlines()
+except OSError:
+    lines = []
+# The worker's own exception lines; TorchServe's generic wrapper says nothing.
+errors = [line.split(" - ", 1)[-1] for line in lines
+          if "Error: " in line and "Unknown exception" not in line]
+states = ", ".join(workers) or "none"
+sys.exit(f"model {{MODEL}}: no READY worker ({{states}})" + (f"; {{errors[-1]}}" if errors else ""))
+'''
+
+
 def _fastapi(stack: Stack, model: Model) -> ServicePlan:
     environment = {
         "MODEL_URI": model.model,
@@ -131,7 +206,8 @@ def _fastapi(stack: Stack, model: Model) -> ServicePlan:
         **naming.MLFLOW_CLIENT_ENV,
         "PORT": str(naming.FASTAPI_PORT),
         "SWARMAI_MODEL_CACHE": naming.MODEL_CACHE,
-        "SWARMAI_DRAIN_SECONDS": str(_DRAIN_S - 5),
+        "SWARMAI_DEREGISTER_SECONDS": str(_DEREGISTER_S),
+        "SWARMAI_DRAIN_SECONDS": str(_FINISH_S),
     }
     if model.batching is not None:
         environment["SWARMAI_MAX_BATCH_SIZE"] = str(model.batching.max_batch_size)
@@ -181,7 +257,9 @@ def _tfserving(stack: Stack, model: Model) -> ServicePlan:
         stack, model,
         image=image_for(stack.images, key),
         command=tuple(command),
-        volumes=(Mount(naming.store_volume(model), naming.TFSERVING_MODELS, read_only=True),),
+        volumes=(
+            Mount(naming.store_volume(model), naming.TFSERVING_MODELS, read_only=True, nocopy=True),
+        ),
         files=tuple(files),
         healthcheck=("CMD", "bash", "-c", check),
     )
@@ -191,27 +269,32 @@ def _torchserve(stack: Stack, model: Model) -> ServicePlan:
     conf = f"{_CONF_DIR}/{model.name}"
     mar = f"{naming.TORCHSERVE_STORE}/{model.name}.mar"
     # Wait for the sync step's archive, then run in the foreground so the
-    # container exits (and is restarted) if the Java server dies.
+    # container exits (and is restarted) if the Java server dies.  The shell
+    # stays PID 1: the torchserve launcher (Python) would ignore SIGTERM there.
+    # On SIGTERM the trap logs why the model is not loaded, if it is not (the
+    # healthcheck's one line: Swarm stops an unhealthy task this way, and the
+    # cause is then in its last log lines), then asks TorchServe to stop (the
+    # Java server shuts down cleanly) and waits for it.
+    health = f"{conf}/health.py"
     start = (
         f"until [ -f {mar} ]; do sleep 1; done; "
-        f"exec torchserve --foreground --ncs --disable-token-auth "
-        f"--ts-config {conf}/config.properties"
-    )
-    code = (
-        "import json, urllib.request as r; "
-        f"r.urlopen('http://127.0.0.1:{naming.TORCHSERVE_INFERENCE_PORT}/ping', timeout=4); "
-        f"m = json.load(r.urlopen('http://127.0.0.1:{naming.TORCHSERVE_MANAGEMENT_PORT}"
-        f"/models/{model.name}', timeout=4)); "
-        "assert any(w['status'] == 'READY' for w in m[0]['workers'])"
+        f"torchserve --foreground --ncs --disable-token-auth "
+        f"--ts-config {conf}/config.properties & pid=$!; "
+        f"trap 'python3 {health}; torchserve --stop' TERM INT; "
+        "wait $pid; code=$?; "
+        "while kill -0 $pid 2>/dev/null; do wait $pid; code=$?; done; "
+        "exit $code"
     )
     key = "torchserve-gpu" if model.gpus else "torchserve"
     return _server(
         stack, model,
         image=image_for(stack.images, key),
         entrypoint=("/bin/sh", "-c", start),
-        volumes=(Mount(naming.store_volume(model), naming.TORCHSERVE_STORE, read_only=True),),
-        files=(_file(model, "config.properties", conf),),
-        healthcheck=("CMD", "python3", "-c", code),
+        volumes=(
+            Mount(naming.store_volume(model), naming.TORCHSERVE_STORE, read_only=True, nocopy=True),
+        ),
+        files=(_file(model, "config.properties", conf), _file(model, "health.py", conf)),
+        healthcheck=("CMD", "python3", health),
     )
 
 
@@ -280,7 +363,7 @@ def _sync(stack: Stack, model: Model, layout: str) -> ServicePlan:
         },
         networks=(naming.MODELS_NET,),
         volumes=(
-            Mount(naming.store_volume(model), "/store"),
+            Mount(naming.store_volume(model), "/store"),  # seeded: the image owns /store
             Mount("model-cache", naming.MODEL_CACHE),
         ),
         healthcheck=Healthcheck(("CMD", "test", "-e", f"/store/{_SYNC_MARKER}"),

@@ -70,8 +70,8 @@ class ModelServer:
         return loaded.version if loaded is not None else UNKNOWN_VERSION
 
     def begin_drain(self) -> None:
-        """Called on SIGTERM: fail readiness and refuse new predictions."""
-        log.info("draining: refusing new predictions, finishing in-flight ones")
+        """Called on SIGTERM: fail readiness; predictions are still answered."""
+        log.info("draining: readiness fails from now on; still answering predictions")
         self.holder.begin_drain()
 
     def _on_loaded(self, loaded: LoadedModel) -> None:
@@ -146,7 +146,7 @@ class ModelServer:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     async def _predict_endpoint(self, request: Request) -> JSONResponse:
-        reason = self.holder.not_ready_reason()
+        reason = self.holder.not_serving_reason()
         if reason is not None:
             return _error(503, reason)
         try:

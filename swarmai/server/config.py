@@ -42,6 +42,10 @@ class Settings:
     # Upper bound on waiting for in-flight requests after SIGTERM; the stack's
     # stop_grace_period must be longer, or Docker kills us mid-drain.
     drain_seconds: int = 10
+    # How long after SIGTERM the server keeps accepting connections, so the
+    # gateway drops this replica (Traefik's Swarm provider polls every 2 s in
+    # swarmai's stacks) before its socket closes.  0 closes at once.
+    deregister_seconds: float = 0.0
     log_level: str = "info"
 
     @classmethod
@@ -61,6 +65,8 @@ class Settings:
             host=env.get("SWARMAI_HOST") or "0.0.0.0",
             port=_number(env, "PORT", int, 8000, minimum=1, maximum=65535),
             drain_seconds=_number(env, "SWARMAI_DRAIN_SECONDS", int, 10, minimum=0),
+            deregister_seconds=_number(env, "SWARMAI_DEREGISTER_SECONDS", float, 0.0,
+                                       minimum=0),
             log_level=_log_level(env.get("SWARMAI_LOG_LEVEL") or "info"),
         )
 

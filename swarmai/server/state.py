@@ -57,13 +57,22 @@ class ModelHolder:
             self._thread.join(timeout)
 
     def begin_drain(self) -> None:
-        """From now on, report not-ready and refuse new predictions."""
+        """From now on, report not-ready (predictions are still served: see runner)."""
         self.draining = True
 
     def not_ready_reason(self) -> str | None:
-        """``None`` when predictions may be served, else why not."""
+        """``None`` when the replica should receive traffic, else why not."""
         if self.draining:
             return "draining: the server is shutting down"
+        return self.not_serving_reason()
+
+    def not_serving_reason(self) -> str | None:
+        """``None`` when predictions can be answered, else why not.
+
+        A draining server still answers: a request that reaches it was sent by
+        a gateway that has not noticed the shutdown yet, and refusing it would
+        be a failed request for the client.
+        """
         if self.loaded is not None:
             return None
         if self.error is not None:

@@ -32,7 +32,7 @@ def load_stack(path: str | Path, target: Target | None = None) -> Stack:
     Raises :class:`SpecError` with every problem found.
     """
     label = str(path)
-    document = _read_yaml(Path(path), label)
+    document = read_yaml_mapping(Path(path), label)
     try:
         stack = Stack.model_validate(document)
     except ValidationError as error:
@@ -96,7 +96,9 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _read_yaml(path: Path, label: str) -> object:
+def read_yaml_mapping(path: Path, label: str, example: str = "an example in stacks/") -> object:
+    """The YAML mapping in ``path``, strictly read (no duplicate or non-text keys, bounded
+    nesting); every failure is a SpecError naming ``label`` (and ``example`` to start from)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -114,7 +116,7 @@ def _read_yaml(path: Path, label: str) -> object:
         raise SpecError([Problem(label, "", f"is not valid YAML: {error}")]) from None
     if not isinstance(document, dict):
         raise SpecError([Problem(label, "", f"must be a YAML mapping, but it is {_kind(document)}",
-                                 "start from an example in stacks/")])
+                                 f"start from {example}")])
     return document
 
 

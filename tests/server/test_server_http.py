@@ -146,13 +146,16 @@ def test_a_failed_load_is_retried(start: Any, fakes: Any, model: Any) -> None:
     assert len(attempts) == 3
 
 
-def test_draining_fails_readiness_and_refuses_new_predictions(start: Any, fakes: Any) -> None:
+def test_draining_fails_readiness_but_still_answers(start: Any, fakes: Any) -> None:
+    # A request that reaches a draining server was sent by a gateway that has
+    # not noticed the shutdown yet: refusing it would fail a client's request.
     server, client = start(fakes.loader_for(fakes.DoublingModel()))
     server.begin_drain()
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["error"].startswith("draining")
-    assert client.post("/v1/predict", json={"instances": [1]}).status_code == 503
+    answer = client.post("/v1/predict", json={"instances": [1]})
+    assert answer.status_code == 200, answer.text
     assert client.get("/healthz").status_code == 200
 
 

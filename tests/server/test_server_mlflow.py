@@ -180,6 +180,56 @@ def test_sigterm_finishes_in_flight_requests_then_exits_zero(
     assert "draining" in output
 
 
+def test_after_sigterm_it_answers_during_the_deregister_window_then_exits(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    # The gateway polls for removed replicas: requests it sends in that window
+    # must be answered, while /readyz already says "draining".
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        **FILE_STORE,
+        "MODEL_URI": "models:/doubler@production",
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "SWARMAI_HOST": "127.0.0.1",
+        "PORT": str(port),
+        "SWARMAI_MODEL_CACHE": str(tmp_path / "cache"),
+        "SWARMAI_DEREGISTER_SECONDS": "3",
+        "SWARMAI_DRAIN_SECONDS": "5",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "swarmai.server"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        _wait_for(f"{base}/readyz", process, timeout=90)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        ready: dict[str, Any] = {}
+        _get(f"{base}/readyz", ready)
+        answered: dict[str, Any] = {}
+        _post(f"{base}/v1/predict", {"dataframe_records": [{"x": 1.5}]}, answered)
+        exit_code = process.wait(timeout=30)
+    finally:
+        process.kill()
+        output = process.communicate()[0]
+    assert ready.get("status") == 503, (ready, output)
+    assert answered.get("status") == 200, (answered, output)
+    assert answered["body"] == {"predictions": [{"x": 3.0}]}
+    assert exit_code == 0, output
+
+
+def _get(url: str, result: dict[str, Any]) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            result["status"] = response.status
+    except urllib.error.HTTPError as error:
+        result["status"] = error.code
+    except OSError as error:
+        result["error"] = repr(error)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,0 +1,150 @@
+"""``swarmai promote`` and ``swarmai rollback``: a new model version, with zero failed requests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from swarmai import promote as promotion
+from swarmai.cli.common import (
+    TARGETS,
+    offline_option,
+    output_option,
+    progress,
+    run_action,
+    stack_file_argument,
+    state_dir_option,
+    timeout_option,
+)
+from swarmai.deploy import DeployOptions
+from swarmai.engine import Engine
+from swarmai.errors import UsageError
+from swarmai.spec import Target, load_stack
+
+
+def _lifecycle_options(function: Callable[..., None]) -> Callable[..., None]:
+    """The options promote and rollback share with deploy / up."""
+    for option in reversed((
+        click.option("--target", "-t", type=TARGETS, default="swarm", show_default=True,
+                     help="Where the stack runs: swarm (deploy) or compose (up)."),
+        offline_option(),
+        state_dir_option(),
+        timeout_option(600),
+        click.option("--gateway-host", default="127.0.0.1", show_default=True,
+                     help="Host the gateway answers on, to check the served version."),
+        output_option(),
+    )):
+        function = option(function)
+    return function
+
+
+@click.command()
+@stack_file_argument()
+@click.argument("model")
+@click.option("--to", "to_alias", required=True, metavar="ALIAS",
+              help="The alias to move (the one the stack serves, e.g. production).")
+@click.option("--version", "version", metavar="N", help="Promote this registered version.")
+@click.option("--from", "from_alias", metavar="ALIAS",
+              help="Promote the version this alias points at (e.g. staging).")
+@click.option("--canary", "canary", type=click.IntRange(1, 99), metavar="PCT",
+              help="Serve the version to PCT percent of requests beside the current one; "
+                   "the alias does not move until --finish.")
+@click.option("--finish", is_flag=True,
+              help="End the running canary: move the alias to its version, roll, retire it.")
+@_lifecycle_options
+def promote(stack_file: Path, model: str, to_alias: str, version: str | None,
+            from_alias: str | None, canary: int | None, finish: bool, target: Target,
+            offline: bool, state_dir: Path | None, timeout_s: int, gateway_host: str,
+            output_format: str) -> None:
+    """Move MLflow alias --to of MODEL (a models[].name of FILE) and roll its servers.
+
+    \b
+    Steps (safe to re-run: an alias already there and servers already on the
+    version change nothing):
+      1. resolve the version (--version N, or --from ALIAS) and pre-flight it:
+         its artifacts download and load in the runtime's image
+      2. move the alias; MLflow keeps the old version (tag swarmai.previous.ALIAS)
+      3. roll the model's servers: start-first and health-gated on Swarm
+         (the deploy you know), re-created on Compose
+      4. ask the model through the gateway until every answer comes from the
+         new version
+    Any failure puts the alias back, rolls the servers back, and exits 1.
+    Exit 2: invalid input. Rolling back later: `swarmai rollback FILE MODEL`.
+
+    \b
+    Examples:
+      swarmai promote stacks/dev.yaml iris --to production --from staging --offline
+      swarmai promote stacks/dev.yaml iris --to production --version 7
+      swarmai promote stacks/dev.yaml iris --to production --version 8 --canary 25
+      swarmai promote stacks/dev.yaml iris --to production --finish
+    """
+    if finish and (canary is not None or version or from_alias):
+        raise click.UsageError("--finish takes no --canary, --version or --from")
+    if version and from_alias:
+        raise click.UsageError("give --version or --from, not both")
+    request = promotion.Promotion(model, to_alias, version, from_alias, canary, finish)
+
+    def action() -> promotion.PromotionReport:
+        ctx = _context(stack_file, model, target, offline, state_dir, timeout_s, gateway_host)
+        return promotion.promote(ctx, request)
+
+    _print(run_action(action), output_format)
+
+
+@click.command()
+@stack_file_argument()
+@click.argument("model")
+@click.option("--alias", metavar="ALIAS", default=None,
+              help="The alias to roll back [default: the one the stack serves].")
+@_lifecycle_options
+def rollback(stack_file: Path, model: str, alias: str | None, target: Target, offline: bool,
+             state_dir: Path | None, timeout_s: int, gateway_host: str,
+             output_format: str) -> None:
+    """End MODEL's running canary, or move its alias back to the version before the last promote.
+
+    The version to return to is the one MLflow remembers in the tag
+    swarmai.previous.ALIAS. Rolling back twice returns to where you started.
+
+    \b
+    Examples:
+      swarmai rollback stacks/dev.yaml iris
+      swarmai rollback stacks/dev.yaml iris -t compose --offline
+    """
+    def action() -> promotion.PromotionReport:
+        ctx = _context(stack_file, model, target, offline, state_dir, timeout_s, gateway_host)
+        wanted = alias or ctx.served_alias
+        if wanted is None:
+            raise UsageError(f"{stack_file}: model {model} serves {ctx.model.model}, a fixed "
+                             "version: there is no alias to roll back (use --alias)")
+        return promotion.rollback(ctx, wanted)
+
+    _print(run_action(action), output_format)
+
+
+def _context(stack_file: Path, model: str, target: Target, offline: bool,
+             state_dir: Path | None, timeout_s: int, gateway_host: str) -> promotion.Context:
+    stack = load_stack(stack_file, target)
+    options = DeployOptions(offline=offline, state_dir=state_dir, timeout_s=timeout_s,
+                            gateway_host=gateway_host)
+    return promotion.context(Engine.from_env(), stack, stack_file, target, options, progress,
+                             model)
+
+
+def _print(report: promotion.PromotionReport, output_format: str) -> None:
+    if output_format == "json":
+        click.echo(json.dumps(report.as_dict()))
+        return
+    what = {
+        "promoted": f"now serves version {report.version} (was {report.previous})",
+        "unchanged": f"already served version {report.version}",
+        "canary": f"canary: version {report.version} gets {report.canary_percent}% "
+                  f"(version {report.previous} the rest)",
+        "finished": f"canary finished: version {report.version} serves everything",
+        "rolled-back": f"rolled back to version {report.version} (from {report.previous})",
+        "canary-removed": f"canary of version {report.previous} removed; version "
+                          f"{report.version} serves everything",
+    }[report.action]
+    click.echo(f"{report.model} @{report.alias}: {what} ({report.seconds:.0f} s)")

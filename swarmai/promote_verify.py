@@ -1,0 +1,76 @@
+"""The last steps of a promotion: make external runtimes pick up a version, and check it.
+
+Both are about what clients see: the answer is asked for through the gateway,
+as a client would, not read from the engine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from swarmai import engine as docker
+from swarmai.converge import watch
+from swarmai.engine import Engine
+from swarmai.errors import OperationError
+from swarmai.prepare import state_directory
+from swarmai.render import naming
+from swarmai.spec import Model, Stack, Target
+from swarmai.status import served_version
+
+Progress = Callable[[str], None]
+# Consecutive answers from the new version that count as "every response
+# comes from it" (Traefik round-robins over the replicas).
+_CONSECUTIVE = 10
+_CANARY_PROBES = 200
+
+
+def wait_for_version(stack: Stack, model: Model, version: str, host: str, *,
+                     progress: Progress, share: bool = False, timeout_s: float = 90.0) -> None:
+    """Ask the model through the gateway until the answers come from ``version``.
+
+    ``share``: a canary; one answer in ``_CANARY_PROBES`` from ``version``
+    proves the weighted route reaches it.
+    """
+    if stack.gateway.auth is not None:
+        progress("the gateway requires basic auth: the served version is not checked")
+        return
+    deadline = time.monotonic() + timeout_s
+    streak, last = 0, "?"
+    probes = 0
+    while time.monotonic() < deadline:
+        last = served_version(stack, model, host)
+        probes += 1
+        if last == version:
+            streak += 1
+            if share or streak >= _CONSECUTIVE:
+                progress(f"{model.public_route} answers with version {version}")
+                return
+        else:
+            streak = 0
+            if share and probes >= _CANARY_PROBES:
+                break
+            time.sleep(0.2)
+    raise OperationError(f"{model.public_route} did not answer with version {version} within "
+                         f"{timeout_s:.0f} s (last answer: version {last})")
+
+
+def restart_runtime(engine: Engine, stack: Stack, target: Target, model: Model,
+                    timeout_s: float, progress: Progress, state_dir: Path | None) -> None:
+    """Sync the store now (TF Serving then loads the new version folder by itself);
+    TorchServe reads its archive once, so its server restarts after the sync."""
+    services = [naming.sync_service(model)]
+    if model.runtime == "torchserve":
+        services.append(naming.model_service(model))
+    for service in services:
+        progress(f"restarting {service} so it picks up the new version")
+        if target == "swarm":
+            since = docker.utc_now()
+            docker.force_update_service(engine, f"{stack.name}_{service}")
+            watch(engine, stack.name, services=[service], since=since, timeout_s=timeout_s,
+                  progress=progress)
+        else:
+            compose_file = state_directory(stack, "compose", state_dir) / "compose.yml"
+            docker.compose_recreate(engine, stack.name, compose_file, [service],
+                                    timeout_s=int(timeout_s))

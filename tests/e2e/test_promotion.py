@@ -1,0 +1,236 @@
+"""Promotion on the real engine: zero failed requests, automatic rollback, canary weights.
+
+A two-replica FastAPI model behind the real Traefik, under a steady load of
+4 clients for every rollout (bench/loadgen.py):
+
+v1 serves -> promote --from staging (v2): 0 failed requests, and every
+response after the command returned comes from v2 -> promote v3, which
+never becomes healthy (its load needs more memory than the service may use,
+which the pre-flight cannot see): exit 1, Swarm rolled back, the alias is
+back at v2, 0 failed requests -> canary of v4 at 25%: over 400 requests its
+share is 25% +- 7% -> --finish: everything from v4 -> rollback: v2 again ->
+rm --volumes leaves the engine as found.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lifecycle import engine_snapshot, swarmai
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from loadgen import Load, send, summarize
+
+pytestmark = pytest.mark.e2e
+
+NAME = "e2epromote"
+PORT = 18680
+URL = f"http://127.0.0.1:{PORT}/scorer/v1/predict"
+PAYLOAD = {"dataframe_records": [{"x": 1.0}, {"x": 2.0}]}
+# The service's memory limit, and what version 3 allocates when it loads.
+MEMORY_LIMIT = "700M"
+HOG_BYTES = 1_500_000_000
+
+STACK = f"""\
+version: 1
+name: {NAME}
+gateway: {{port: {PORT}}}
+storage: {{backend: seaweedfs, bucket: models, credentials_secret: {NAME}-s3}}
+registry: {{backend_store: sqlite}}
+models:
+  - name: scorer
+    runtime: fastapi
+    model: models:/scorer@production
+    route: /scorer
+    replicas: 2
+    resources: {{memory: {MEMORY_LIMIT}}}
+"""
+
+MAKE_MODELS = """
+import sys
+import cloudpickle
+
+out = sys.argv[1]
+
+def constant(value):
+    def predict(frame):
+        return [value] * len(frame)
+    return predict
+
+class Hog:
+    # Loads fine where memory is plentiful (the pre-flight); the served
+    # container, limited to MEMORY_LIMIT, is killed while loading it.
+    def __init__(self, size):
+        self.size = size
+    def __call__(self, frame):
+        return [3.0] * len(frame)
+    def __getstate__(self):
+        return {"size": self.size}
+    def __setstate__(self, state):
+        self.size = state["size"]
+        self.ballast = bytearray(b"x") * self.size
+
+for name, model in (("v1", constant(1.0)), ("v2", constant(2.0)), ("v3", Hog(int(sys.argv[2]))),
+                    ("v4", constant(4.0))):
+    with open(f"{out}/{name}.pkl", "wb") as handle:
+        cloudpickle.dump(model, handle)
+"""
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory,
+             offline_images: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """The stack deployed with v1 @production, v2 @staging, v3 and v4 registered."""
+    root = tmp_path_factory.mktemp("promotion")
+    stack = root / f"{NAME}.yaml"
+    stack.write_text(STACK)
+    state = ["--state-dir", str(root / "state")]
+    swarmai("rm", str(stack), "--volumes")  # a previous run's leftovers, if any
+    before = engine_snapshot()
+    subprocess.run([sys.executable, "-c", MAKE_MODELS, str(root), str(HOG_BYTES)], check=True)
+    first = swarmai("deploy", str(stack), "--offline", *state)
+    assert first.returncode == 1, first.stderr  # the registry is empty: push, then deploy
+    for name, alias, accuracy in (("v1", "production", 0.80), ("v2", "staging", 0.90),
+                                  ("v3", "candidate", 0.95), ("v4", "challenger", 0.97)):
+        pushed = swarmai("models", "push", str(stack), "scorer", str(root / f"{name}.pkl"),
+                         "--alias", alias, "--metric", f"accuracy={accuracy}", "--offline")
+        assert pushed.returncode == 0, pushed.stderr
+    deployed = swarmai("deploy", str(stack), "--offline", *state)
+    assert deployed.returncode == 0, deployed.stderr
+    try:
+        yield {"stack": stack, "state": state, "root": root}
+    finally:
+        removed = swarmai("rm", str(stack), "--volumes")
+        assert removed.returncode == 0, removed.stderr
+        assert engine_snapshot() == before
+
+
+def _promote(deployed: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    return swarmai("promote", str(deployed["stack"]), "scorer", "--offline", *deployed["state"],
+                   "--output", "json", *args)
+
+
+def _aliases(deployed: dict[str, Any]) -> dict[str, str]:
+    described = swarmai("models", "describe", str(deployed["stack"]), "scorer", "--offline",
+                        "--output", "json")
+    assert described.returncode == 0, described.stderr
+    aliases: dict[str, str] = json.loads(described.stdout)["aliases"]
+    return aliases
+
+
+def _versions_of(requests: int) -> dict[str | None, int]:
+    body = json.dumps(PAYLOAD).encode()
+    outcomes = [send(URL, body, 30) for _ in range(requests)]
+    summary = summarize(outcomes)
+    assert summary["failed"] == 0, summary
+    versions: dict[str | None, int] = summary["versions"]
+    return versions
+
+
+def test_promotion_under_load_fails_no_request(deployed: dict[str, Any]) -> None:
+    assert _versions_of(20) == {"1": 20}
+    with Load(URL, PAYLOAD, clients=4) as load:
+        time.sleep(2)
+        promoted = _promote(deployed, "--to", "production", "--from", "staging")
+        done = time.monotonic()
+        time.sleep(2)
+    assert promoted.returncode == 0, promoted.stderr
+    report = json.loads(promoted.stdout)
+    assert (report["action"], report["version"], report["previous"]) == ("promoted", "2", "1")
+    overall = load.summary()
+    assert overall["failed"] == 0, overall
+    assert overall["requests"] > 100, overall
+    assert load.summary(since=done)["versions"] == {"2": load.summary(since=done)["requests"]}
+    assert _aliases(deployed)["production"] == "2"
+
+    # Re-running the same promotion changes nothing and restarts nothing.
+    again = _promote(deployed, "--to", "production", "--from", "staging")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["action"] == "unchanged"
+
+
+def test_a_version_that_never_gets_healthy_is_rolled_back(deployed: dict[str, Any]) -> None:
+    with Load(URL, PAYLOAD, clients=4) as load:
+        failed = _promote(deployed, "--to", "production", "--version", "3")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert "@production is back at version 2" in failed.stderr
+    assert _aliases(deployed)["production"] == "2"
+    summary = load.summary()
+    assert summary["failed"] == 0, summary
+    assert set(summary["versions"]) == {"2"}, summary
+    assert _versions_of(20) == {"2": 20}
+
+
+def test_canary_takes_its_share_then_finish_serves_only_it(deployed: dict[str, Any]) -> None:
+    started = _promote(deployed, "--to", "production", "--version", "4", "--canary", "25")
+    assert started.returncode == 0, started.stderr
+    assert json.loads(started.stdout)["action"] == "canary"
+    assert _aliases(deployed)["production"] == "2"  # the alias moves only at --finish
+    versions = _versions_of(400)
+    share = versions.get("4", 0) / 400
+    assert 0.18 <= share <= 0.32, versions
+    assert set(versions) == {"2", "4"}, versions
+
+    with Load(URL, PAYLOAD, clients=4) as load:
+        finished = _promote(deployed, "--to", "production", "--finish")
+        done = time.monotonic()
+        time.sleep(2)
+    assert finished.returncode == 0, finished.stderr
+    assert load.summary()["failed"] == 0, load.summary()
+    assert set(load.summary(since=done)["versions"]) == {"4"}
+    assert _aliases(deployed)["production"] == "4"
+
+    rolled = swarmai("rollback", str(deployed["stack"]), "scorer", "--offline",
+                     *deployed["state"], "--output", "json")
+    assert rolled.returncode == 0, rolled.stderr
+    assert json.loads(rolled.stdout)["version"] == "2"
+    assert _versions_of(20) == {"2": 20}
+
+
+def test_two_overlapping_cron_runs_promote_once(deployed: dict[str, Any]) -> None:
+    # After the rollback above, production is v2 (accuracy 0.90); v4 (0.97) is
+    # @challenger.  Two runs of the cron script start at the same moment.
+    root: Path = deployed["root"]
+    policy = root / "policy.yaml"
+    audit = root / "promotions.jsonl"
+    policy.write_text(f"""\
+version: 1
+stack: {deployed['stack']}
+target: swarm
+offline: true
+state_dir: {deployed['state'][1]}
+audit_log: {audit}
+models:
+  - model: scorer
+    from: challenger
+    to: production
+    metric: accuracy
+    compare: higher
+    min: 0.9
+""")
+    script = Path(__file__).resolve().parents[2] / "scripts" / "promote_models.py"
+    runs = [subprocess.Popen([sys.executable, str(script), str(policy)], text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=900) for run in runs]
+    codes = [run.returncode for run in runs]
+    assert codes == [0, 0], outputs
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert sorted(line["decision"] for line in lines) == ["locked", "promoted"], lines
+    assert len({line["run_id"] for line in lines}) == 2  # one line per model per run
+    assert _aliases(deployed)["production"] == "4"
+    assert _versions_of(20) == {"4": 20}
+
+    # A third run finds nothing to do.
+    third = subprocess.run([sys.executable, str(script), str(policy)], text=True,
+                           capture_output=True, timeout=600, check=False)
+    assert third.returncode == 0, third.stderr
+    assert json.loads(audit.read_text().splitlines()[-1])["decision"] == "up-to-date"
