@@ -65,7 +65,8 @@ def promote(stack_file: Path, model: str, to_alias: str, version: str | None,
     Steps (safe to re-run: an alias already there and servers already on the
     version change nothing):
       1. resolve the version (--version N, or --from ALIAS) and pre-flight it:
-         its artifacts download and load in the runtime's image
+         its artifacts download, and a FastAPI model loads in the server
+         image (TF Serving / TorchServe: the SavedModel / TorchScript is there)
       2. move the alias; MLflow keeps the old version (tag swarmai.previous.ALIAS)
       3. roll the model's servers: start-first and health-gated on Swarm
          (the deploy you know), re-created on Compose
