@@ -172,7 +172,8 @@ INVALID = [
      "(the first one would be silently lost)"),
     (HEAD + "models: [\n", "policy.yaml: YAML syntax error at line 5, column 1:"),
     ("- just a list\n",
-     "policy.yaml: must be a YAML mapping, but it is a list (start from scripts/cron/policy.example.yaml)"),
+     "policy.yaml: must be a YAML mapping, but it is a list "
+     "(start from scripts/cron/policy.example.yaml)"),
 ]
 
 
