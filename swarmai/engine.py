@@ -214,9 +214,15 @@ def service_update_state(engine: Engine, service: str) -> tuple[str | None, str]
 
 
 def force_update_service(engine: Engine, service: str) -> None:
-    """``docker service update --force --detach``: replace the tasks with their own spec."""
+    """``docker service update --force --detach``: replace the tasks with their own spec.
+
+    Output captured, as in :func:`deploy_stack`: stdout is the command's report.
+    """
+    from python_on_whales.utils import run
+
     with engine_errors(f"restarting service {service}"):
-        engine.cli.service.update(service, force=True, detach=True)
+        run([*engine.cli.client_config.docker_cmd, "service", "update", "--force", "--detach",
+             "--quiet", service], capture_stdout=True, capture_stderr=True)
 
 
 def rollback_service(engine: Engine, service: str) -> None:

@@ -218,6 +218,12 @@ def _snapshot(target: Target) -> dict[str, set[str]]:
             for kind, names in engine_snapshot().items()}
 
 
+def _promote(stack: Path, target: Target, state: list[str], name: str, *args: str) -> None:
+    promoted = swarmai("promote", str(stack), name, *args, *target.flags, "--offline", *state,
+                       "-o", "json")
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+
+
 def _push(stack: Path, target: Target, name: str, path: Path) -> None:
     pushed = swarmai("models", "push", str(stack), name, str(path), "--alias", "production",
                      *target.flags, "--offline")
@@ -260,6 +266,22 @@ def _lifecycle(tmp_path: Path, target: Target, models: Models, standin: str) -> 
         _check_predictions(target, models, "dense_v2")
         assert _containers(target, "model-dense") == server, "the TF server was restarted"
         assert _versions(stack, target) == {"dense": "2", "linear": "1", "iris": "1"}
+
+        # swarmai promote on the external runtimes: TF Serving goes back to v1
+        # (its sync step re-run now, the server kept) and rollback returns to
+        # v2; TorchServe's sync and server are restarted onto the alias's version.
+        _promote(stack, target, state, "dense", "--to", "production", "--version", "1")
+        _check_predictions(target, models, "dense_v1")
+        assert _containers(target, "model-dense") == server, "the TF server was restarted"
+        rolled = swarmai("rollback", str(stack), "dense", *target.flags, "--offline", *state,
+                         "-o", "json")
+        assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+        assert json.loads(rolled.stdout)["version"] == "2"
+        _check_predictions(target, models, "dense_v2")
+        torchserve = _containers(target, "model-linear")
+        _promote(stack, target, state, "linear", "--to", "production", "--version", "1")
+        assert _containers(target, "model-linear") != torchserve, "TorchServe was not restarted"
+        _check_predictions(target, models, "dense_v2")
 
         # A TorchScript file this torch cannot load: TorchServe's worker keeps
         # failing, the task never becomes healthy, and the deploy says why.
