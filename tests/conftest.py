@@ -1,4 +1,6 @@
-"""Shared test setup: Hypothesis profiles and a helper to write stack files."""
+"""Shared test setup: Hypothesis profiles, a helper to write stack files, and the
+suite's own guards (every real-engine test carries the ``e2e`` marker; with
+``SWARMAI_NO_SKIPS=1``, as scripts/test.sh sets it, a skipped test fails the run)."""
 
 from __future__ import annotations
 
@@ -33,3 +35,28 @@ def write_stack(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+E2E = REPO / "tests" / "e2e"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse an e2e test without the marker: `-m "not e2e"` must leave out every one."""
+    unmarked = sorted({str(item.path.relative_to(REPO)) for item in items
+                       if item.path.is_relative_to(E2E) and item.get_closest_marker("e2e") is None})
+    if unmarked:
+        raise pytest.UsageError(
+            f"real-engine tests without the e2e marker: {', '.join(unmarked)}; "
+            "add `pytestmark = pytest.mark.e2e` to each file")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With SWARMAI_NO_SKIPS=1, a run that skipped anything fails: CI must run every test."""
+    if os.environ.get("SWARMAI_NO_SKIPS") != "1" or exitstatus != pytest.ExitCode.OK:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped:
+        for report in skipped:
+            reporter.write_line(f"SKIPPED (not allowed with SWARMAI_NO_SKIPS=1): {report.nodeid}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

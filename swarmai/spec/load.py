@@ -12,7 +12,7 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -121,18 +121,65 @@ def read_yaml_mapping(path: Path, label: str, example: str = "an example in stac
 
 
 def _check_depth(text: str, label: str) -> None:
-    """Refuse absurd nesting with one pass over parser events (which do not recurse)."""
+    """Refuse absurd nesting with one pass over parser events (which do not recurse).
+
+    The parser may refuse a deep document first: libyaml scans ahead over flow
+    collections, and PyYAML 6.0.4's libyaml stops at its own depth limit, in its
+    own words.  Whatever the parser says then, the nesting is measured here, so
+    the problem reads the same with every PyYAML release.
+    """
     depth = 0
-    for event in yaml.parse(text, Loader=_SafeLoader):
-        if isinstance(event, yaml.CollectionStartEvent):
+    try:
+        for event in yaml.parse(text, Loader=_SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    _too_deep(label, (mark.line, mark.column) if mark else None)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError as error:
+        deep = _first_flow_too_deep(text, error.problem_mark)
+        if deep is not None:
+            _too_deep(label, deep)
+        raise
+
+
+def _too_deep(label: str, place: tuple[int, int] | None) -> NoReturn:
+    """Raise the nesting problem; ``place`` is the 0-based (line, column), if known."""
+    where = f" at line {place[0] + 1}, column {place[1] + 1}" if place else ""
+    raise SpecError([Problem(label, "", f"nests deeper than {MAX_DEPTH} levels{where}",
+                             "a stack file needs a handful of levels")])
+
+
+def _first_flow_too_deep(text: str, stop: yaml.Mark | None) -> tuple[int, int] | None:
+    """Where (0-based line, column) flow brackets first nest past MAX_DEPTH before ``stop``.
+
+    Only consulted once the parser has failed, to tell nesting from other syntax
+    errors; quoted scalars and comments are skipped, so their brackets do not count.
+    """
+    end = stop.index if stop is not None else len(text)
+    depth, line, column, quote, comment = 0, 0, 0, "", False
+    for index, char in enumerate(text[: end + 1]):
+        if char == "\n":
+            line, column, comment = line + 1, 0, False
+            continue
+        if comment:
+            pass
+        elif quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (column == 0 or text[index - 1] in " \t"):
+            comment = True
+        elif char in "[{":
             depth += 1
             if depth > MAX_DEPTH:
-                mark = event.start_mark
-                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-                raise SpecError([Problem(label, "", f"nests deeper than {MAX_DEPTH} levels{where}",
-                                         "a stack file needs a handful of levels")])
-        elif isinstance(event, yaml.CollectionEndEvent):
+                return line, column
+        elif char in "]}":
             depth -= 1
+        column += 1
+    return None
 
 
 def _kind(document: object) -> str:

@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lifecycle import engine_snapshot, predict_both, swarmai, write_stack
 
 from swarmai.engine import Engine
+
+pytestmark = pytest.mark.e2e
 
 NAME = "e2ecompose"
 PORT = 18490

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from lifecycle import swarmai
+
+pytestmark = pytest.mark.e2e
 
 
 def test_doctor_reports_this_engine(docker_cli: str) -> None:

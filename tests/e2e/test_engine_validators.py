@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 REPO = Path(__file__).resolve().parents[2]
 STACKS = sorted((REPO / "stacks").glob("*.yaml"))
 SWARMAI = [sys.executable, "-c", "from swarmai.cli import main; main()"]

@@ -20,6 +20,8 @@ from lifecycle import swarmai, wait_until
 
 from swarmai.engine import Engine
 
+pytestmark = pytest.mark.e2e
+
 NAME = "e2egpu"
 
 

@@ -12,9 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lifecycle import BAD_MODEL, engine_snapshot, predict_both, swarmai, wait_until, write_stack
 
 from swarmai.engine import Engine
+
+pytestmark = pytest.mark.e2e
 
 NAME = "e2eswarm"
 PORT = 18480

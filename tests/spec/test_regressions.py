@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from swarmai.cli import cli
@@ -87,6 +88,37 @@ def test_pathologically_deep_document_does_not_crash_the_process(write_stack: Wr
     result = subprocess.run([sys.executable, "-c", code, "validate", str(path)],
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2, (result.returncode, result.stderr[-500:])
+
+
+PARSER_DEPTH_LIMIT = (
+    "WAS: load.py _check_depth counted depth over parser events only; PyYAML 6.0.4's "
+    "libyaml scans ahead over flow collections and refuses 1,000 levels first, in its own "
+    "words, so a fresh install of PyYAML changed swarmai's message"
+)
+
+
+def test_parser_refusal_of_deep_nesting_is_worded_by_swarmai(
+    write_stack: Write, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whatever a PyYAML release says about deep nesting, the problem reads the same."""
+
+    def refuse(*_: object, **__: object) -> object:
+        mark = yaml.Mark("<text>", 10**6, 4, 1000, None, None)  # past the brackets
+        raise yaml.scanner.ScannerError("while scanning", mark, "some new wording", mark)
+
+    path = write_stack(MINIMAL + "extra: " + "[" * 80 + "]" * 80 + "\n")
+    monkeypatch.setattr(yaml, "parse", refuse)
+    with pytest.raises(SpecError) as caught:
+        load_stack(path)
+    (problem,) = caught.value.problems
+    assert "nests deeper than 64 levels at line 5" in problem.message, PARSER_DEPTH_LIMIT
+
+
+def test_other_syntax_errors_keep_the_parser_words(write_stack: Write) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_stack(write_stack(MINIMAL + 'extra: "' + "[" * 80 + '"\nmore: [[[\n'))
+    (problem,) = caught.value.problems
+    assert problem.message.startswith("YAML syntax error at line 7"), problem.message
 
 
 MERGE_KEY = (
