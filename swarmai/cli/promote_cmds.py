@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from swarmai import promote as promotion
 from swarmai.cli.common import (
     TARGETS,
     offline_option,
@@ -19,9 +18,12 @@ from swarmai.cli.common import (
     state_dir_option,
     timeout_option,
 )
-from swarmai.deploy import DeployOptions
 from swarmai.engine import Engine
 from swarmai.errors import UsageError
+from swarmai.lifecycle.backend import backend_for
+from swarmai.lifecycle.steps import StartOptions, registry_target
+from swarmai.promotion import promote as promotion
+from swarmai.registry_client import RegistryClient
 from swarmai.spec import Target, load_stack
 
 
@@ -128,10 +130,11 @@ def rollback(stack_file: Path, model: str, alias: str | None, target: Target, of
 def _context(stack_file: Path, model: str, target: Target, offline: bool,
              state_dir: Path | None, timeout_s: int, gateway_host: str) -> promotion.Context:
     stack = load_stack(stack_file, target)
-    options = DeployOptions(offline=offline, state_dir=state_dir, timeout_s=timeout_s,
-                            gateway_host=gateway_host)
-    return promotion.context(Engine.from_env(), stack, stack_file, target, options, progress,
-                             model)
+    options = StartOptions(offline=offline, timeout_s=timeout_s, gateway_host=gateway_host)
+    engine = Engine.from_env()
+    registry = RegistryClient(engine, registry_target(stack, offline=offline))
+    return promotion.context(backend_for(target, engine, state_dir=state_dir), registry, stack,
+                             stack_file, options, progress, model)
 
 
 def _print(report: promotion.PromotionReport, output_format: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -18,7 +17,8 @@ from swarmai.cli.common import (
 )
 from swarmai.engine import Engine
 from swarmai.images import BuildResult, build_images
-from swarmai.registry_ops import RegistryTarget, describe_model, list_models, push_model
+from swarmai.lifecycle.steps import registry_target
+from swarmai.registry_client import ModelDescription, ModelVersion, RegistryClient
 from swarmai.spec import Target, load_stack
 
 
@@ -27,8 +27,9 @@ def models() -> None:
     """Models in a stack's MLflow registry (reached from inside the stack's network)."""
 
 
-def _registry(stack_file: Path, target: Target, offline: bool) -> RegistryTarget:
-    return RegistryTarget.of(load_stack(stack_file, target), offline=offline)
+def _registry(stack_file: Path, target: Target, offline: bool) -> RegistryClient:
+    engine = Engine.from_env()
+    return RegistryClient(engine, registry_target(load_stack(stack_file, target), offline=offline))
 
 
 @models.command("push")
@@ -60,13 +61,13 @@ def push(stack_file: Path, name: str, path: Path, alias: str | None, target: Tar
       swarmai models push stacks/dev.yaml iris iris.pkl --alias staging --metric accuracy=0.97
       swarmai models push stacks/vision.yaml bert ./bert_savedmodel --alias production
     """
-    def action() -> dict[str, object]:
-        return push_model(Engine.from_env(), _registry(stack_file, target, offline), name, path,
-                          alias, _parse_metrics(metrics))
+    def action() -> ModelVersion:
+        return _registry(stack_file, target, offline).push(name, path, alias,
+                                                           _parse_metrics(metrics))
 
     result = run_action(action)
-    aliases = ", ".join(result.get("aliases", [])) or "no alias"  # type: ignore[arg-type]
-    click.echo(f"{result['name']} version {result['version']} ({aliases})")
+    aliases = ", ".join(result.aliases) or "no alias"
+    click.echo(f"{result.name} version {result.version} ({aliases})")
 
 
 @models.command("list")
@@ -81,16 +82,16 @@ def list_command(stack_file: Path, target: Target, offline: bool, output_format:
     Examples:
       swarmai models list stacks/dev.yaml -t compose
     """
-    def action() -> list[dict[str, object]]:
-        return list_models(Engine.from_env(), _registry(stack_file, target, offline))
+    def action() -> list[ModelVersion]:
+        return _registry(stack_file, target, offline).versions()
 
     versions = run_action(action)
     if output_format == "json":
-        click.echo(json.dumps(versions, indent=2))
+        click.echo(json.dumps([version.as_dict() for version in versions], indent=2))
         return
     for version in versions:
-        aliases = ", ".join(version["aliases"]) or "-"  # type: ignore[arg-type]
-        click.echo(f"{version['name']:24} {version['version']:>6}  {aliases}")
+        aliases = ", ".join(version.aliases) or "-"
+        click.echo(f"{version.name:24} {version.version:>6}  {aliases}")
 
 
 @models.command("describe")
@@ -114,22 +115,21 @@ def describe_command(stack_file: Path, name: str, versions: tuple[str, ...], tar
       swarmai models describe stacks/dev.yaml iris
       swarmai models describe stacks/dev.yaml iris --version 4 --output json
     """
-    def action() -> dict[str, Any]:
-        return describe_model(Engine.from_env(), _registry(stack_file, target, offline), name,
-                              list(versions))
+    def action() -> ModelDescription:
+        return _registry(stack_file, target, offline).describe(name, versions)
 
     described = run_action(action)
     if output_format == "json":
-        click.echo(json.dumps(described, indent=2))
+        click.echo(json.dumps(described.as_dict(), indent=2))
         return
-    by_version: dict[str, list[str]] = {}
-    for alias, version in described["aliases"].items():
+    by_version: dict[int, list[str]] = {}
+    for alias, version in described.aliases.items():
         by_version.setdefault(version, []).append(alias)
-    for version, facts in sorted(described["versions"].items(), key=lambda kv: -int(kv[0])):
-        metrics = ", ".join(f"{k}={v:g}" for k, v in sorted(facts["metrics"].items())) or "-"
+    for version, facts in sorted(described.versions.items(), key=lambda kv: -kv[0]):
+        metrics = ", ".join(f"{k}={v:g}" for k, v in sorted(facts.metrics.items())) or "-"
         aliases = ", ".join(sorted(by_version.get(version, []))) or "-"
         click.echo(f"{name} version {version:>4}  aliases: {aliases:20}  metrics: {metrics}")
-    for key, value in sorted(described["tags"].items()):
+    for key, value in sorted(described.tags.items()):
         click.echo(f"{key} = {value}")
 
 
@@ -160,7 +160,7 @@ def build(offline: bool, only: tuple[str, ...], verbose: bool) -> None:
             progress(line)
 
     def action() -> list[BuildResult]:
-        return build_images(Engine.from_env().cli, offline=offline, progress=report,
+        return build_images(Engine.from_env(), offline=offline, progress=report,
                             only=list(only))
 
     for result in run_action(action):

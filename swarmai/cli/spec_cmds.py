@@ -16,11 +16,11 @@ from swarmai.cli.common import (
     target_option,
 )
 from swarmai.errors import SpecError
-from swarmai.host import resolve_ipvs
-from swarmai.output import WriteReport, write_bundle
+from swarmai.lifecycle.ipvs import resolve_ipvs
 from swarmai.render import render_bundle
 from swarmai.render.nodes import NVIDIA_CONFIG_PATH, node_configs
 from swarmai.spec import Stack, Target, default_target, load_stack
+from swarmai.writer import WriteReport, write_bundle
 
 
 @click.command()

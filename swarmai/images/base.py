@@ -16,11 +16,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from python_on_whales import DockerClient
-
-from swarmai.engine import engine_errors
+from swarmai import engine as docker
+from swarmai.engine import Engine
 from swarmai.errors import OperationError
-from swarmai.images.catalog import BASE_RECIPE, CONTEXTS
+from swarmai.images import catalog
+from swarmai.images.catalog import BASE_RECIPE
 
 MIRROR = "http://deb.debian.org/debian"
 _CHANGES = (
@@ -42,7 +42,7 @@ _EMPTIED = ("var/lib/apt/lists", "var/cache/apt", "var/log")
 _CLEARED = ("etc/resolv.conf", "etc/hostname")
 
 
-def build(docker: DockerClient, tag: str, progress: Callable[[str], None]) -> None:
+def build(engine: Engine, tag: str, progress: Callable[[str], None]) -> None:
     """Debootstrap a minimal bookworm into a temporary directory and import it as ``tag``."""
     debootstrap = _debootstrap(progress)
     with tempfile.TemporaryDirectory(prefix="swarmai-base-") as tmp:
@@ -55,8 +55,7 @@ def build(docker: DockerClient, tag: str, progress: Callable[[str], None]) -> No
         _tidy(rootfs)
         tarball = Path(tmp) / "rootfs.tar"
         run(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tarball), "."], progress)
-        with engine_errors(f"importing the base image {tag}"):
-            docker.image.import_(tarball, tag=tag, changes=_CHANGES)
+        docker.import_rootfs(engine, tarball, tag, _CHANGES)
 
 
 def run(command: Sequence[str], progress: Callable[[str], None]) -> None:
@@ -109,7 +108,7 @@ def _tidy(rootfs: Path) -> None:
     for name, target in _FILES.items():
         destination = rootfs / target
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(CONTEXTS / "base" / name, destination)
+        shutil.copyfile(catalog.context_dir("base") / name, destination)
     for directory in _EMPTIED:
         for entry in (rootfs / directory).rglob("*"):
             if entry.is_file() or entry.is_symlink():

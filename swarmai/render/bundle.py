@@ -1,7 +1,7 @@
 """Render a whole stack: every file a deploy needs, as text, by relative path.
 
 Rendering is pure (``Stack -> Bundle``); writing the bundle to disk is the
-caller's business (:mod:`swarmai.output`), so the same bundle can be written,
+caller's business (:mod:`swarmai.writer`), so the same bundle can be written,
 diffed, or compared with what is deployed.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from swarmai import __version__
+from swarmai import __version__, modeluri
 from swarmai.render import gateway, registry, runtimes
 from swarmai.render.common import escape_interpolation
 from swarmai.render.compose import compose_document
@@ -81,7 +81,7 @@ def _pinned(stack: Stack, versions: Mapping[str, str]) -> Stack:
     for model in stack.models:
         uri = model.model
         if model.runtime == "fastapi" and "@" in uri and model.name in versions:
-            uri = f"models:/{uri.removeprefix('models:/').split('@')[0]}/{versions[model.name]}"
+            uri = modeluri.pinned(uri, versions[model.name])
         models.append(model.model_copy(update={"model": uri}))
     return stack.model_copy(update={"models": tuple(models)})
 

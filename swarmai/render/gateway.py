@@ -2,14 +2,22 @@
 
 Routers and load-balanced services come from labels on the model services,
 because only the Swarm/Docker provider knows the task addresses.  Middlewares
-(strip prefix, retry, basic auth) live in the file provider so labels only
-reference them, and so a later canary can add weighted services beside them.
+(strip prefix, basic auth, and those of gateway/middlewares.yml, such as retry)
+live in the file provider so labels only reference them, and so a later canary
+can add weighted services beside them.  The static configuration is
+gateway/traefik-defaults.yml with the stack's values filled in.
 """
 
 from __future__ import annotations
 
+import copy
+from functools import cache
 from typing import Any
 
+import yaml
+
+from swarmai import assets
+from swarmai.errors import OperationError
 from swarmai.render import naming
 from swarmai.render.plan import Healthcheck, Mount, Port, RenderedFile, ServicePlan
 from swarmai.render.runtimes import serving_port
@@ -25,49 +33,36 @@ DYNAMIC_VOLUME = "gateway-dynamic"
 # Above any rule-length priority Traefik gives the label routers.
 CANARY_PRIORITY = 100_000
 
-# Traefik's Swarm provider polls (it does not follow events).  The default
-# 15 s would keep routing to a task for up to 15 s after Swarm stopped it; 2 s,
-# with each model's stop grace period above it, means a task being replaced
-# is out of Traefik's table before it stops answering.
-SWARM_REFRESH_S = 2
-RETRY_ATTEMPTS = 3
+# The gateway's own assets (gateway/ in a checkout): the static configuration's
+# defaults, and the middlewares every model route goes through.
+STATIC_DEFAULTS = "traefik-defaults.yml"
+MIDDLEWARES = "middlewares.yml"
 
 
 def static_config(stack: Stack, target: Target) -> dict[str, Any]:
-    """Traefik's static configuration (traefik.yml) as data."""
-    models_net = naming.network_name(stack, naming.MODELS_NET, target)
-    constraint = f"Label(`swarmai.stack`,`{stack.name}`)"
-    provider: dict[str, Any] = {
-        "endpoint": "unix:///var/run/docker.sock",
-        "exposedByDefault": False,
-        "network": models_net,
-        "constraints": constraint,
-    }
-    if target == "swarm":
-        providers: dict[str, Any] = {"swarm": {**provider, "refreshSeconds": SWARM_REFRESH_S}}
-    else:
-        providers = {"docker": {**provider, "watch": True}}
-    providers["file"] = {"directory": DYNAMIC_DIR, "watch": True}
-    return {
-        "entryPoints": {
-            "web": {"address": f":{naming.GATEWAY_WEB_PORT}"},
-            "traefik": {"address": f":{naming.GATEWAY_ADMIN_PORT}"},
-        },
-        "providers": providers,
-        "api": {"dashboard": stack.gateway.dashboard, "insecure": False},
-        "ping": {"entryPoint": "traefik"},
-        "metrics": {"prometheus": {"entryPoint": "traefik"}},
-        "log": {"level": "INFO", "format": "json"},
-        "accessLog": {"format": "json"},
-        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
-    }
+    """Traefik's static configuration (traefik.yml) as data: the defaults, filled in."""
+    config = _asset(STATIC_DEFAULTS)
+    provider = "swarm" if target == "swarm" else "docker"
+    _drop(config, "providers", "docker" if provider == "swarm" else "swarm")
+    _fill(config, "entryPoints.web.address", f":{naming.GATEWAY_WEB_PORT}")
+    _fill(config, "entryPoints.traefik.address", f":{naming.GATEWAY_ADMIN_PORT}")
+    _fill(config, f"providers.{provider}.network",
+          naming.network_name(stack, naming.MODELS_NET, target))
+    _fill(config, f"providers.{provider}.constraints",
+          f"Label(`swarmai.stack`,`{stack.name}`)")
+    _fill(config, "providers.file.directory", DYNAMIC_DIR)
+    _fill(config, "api.dashboard", stack.gateway.dashboard)
+    return config
+
+
+def route_middlewares() -> dict[str, Any]:
+    """The middlewares of every route (gateway/middlewares.yml), by name, in chain order."""
+    return _asset(MIDDLEWARES)
 
 
 def dynamic_config(stack: Stack) -> dict[str, Any]:
     """The file provider's configuration: middlewares, and the dashboard router."""
-    middlewares: dict[str, Any] = {
-        "retry": {"retry": {"attempts": RETRY_ATTEMPTS, "initialInterval": "100ms"}},
-    }
+    middlewares: dict[str, Any] = route_middlewares()
     for model in stack.models:
         middlewares[_strip_name(model)] = {
             "stripPrefix": {"prefixes": [model.public_route]},
@@ -129,7 +124,7 @@ def _rule(model: Model) -> str:
 
 
 def _chain(stack: Stack, model: Model) -> list[str]:
-    chain = [f"{_strip_name(model)}@file", "retry@file"]
+    chain = [f"{_strip_name(model)}@file", *(f"{name}@file" for name in _parsed(MIDDLEWARES))]
     if stack.gateway.auth is not None:
         chain.insert(0, "auth@file")
     return chain
@@ -183,3 +178,37 @@ def gateway_service(stack: Stack, target: Target, host_ports: bool) -> ServicePl
 
 def _strip_name(model: Model) -> str:
     return f"strip-{model.name}"
+
+
+@cache
+def _parsed(name: str) -> dict[str, Any]:
+    text = assets.read_text("gateway", name)
+    document = yaml.safe_load(text)
+    if not isinstance(document, dict):
+        raise OperationError(f"{assets.path('gateway', name)} must hold a YAML mapping")
+    return document
+
+
+def _asset(name: str) -> dict[str, Any]:
+    """A fresh copy of the gateway asset ``name`` (parsed once; callers fill it in)."""
+    return copy.deepcopy(_parsed(name))
+
+
+def _fill(config: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set the value at ``dotted`` (``a.b.c``), a key the defaults file must have."""
+    *parents, key = dotted.split(".")
+    node: Any = config
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not isinstance(node, dict) or key not in node:
+        raise OperationError(
+            f"{assets.path('gateway', STATIC_DEFAULTS)} has no {dotted}: swarmai fills it in "
+            "for each stack, so it must stay there (as `~`)"
+        )
+    node[key] = value
+
+
+def _drop(config: dict[str, Any], section: str, key: str) -> None:
+    node = config.get(section)
+    if isinstance(node, dict):
+        node.pop(key, None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+from swarmai import modeluri
 from swarmai.render import naming
 from swarmai.render.plan import Healthcheck, Mount, RenderedFile, ServicePlan
 from swarmai.spec import Model, Stack, image_for
@@ -54,8 +55,7 @@ def canary_service(stack: Stack, model: Model, version: str) -> ServicePlan:
     """
     if model.runtime != "fastapi":
         raise ValueError(f"model {model.name}: canaries are for fastapi models")
-    registered = model.model.removeprefix("models:/").split("@")[0].split("/")[0]
-    pinned = model.model_copy(update={"model": f"models:/{registered}/{version}"})
+    pinned = model.model_copy(update={"model": modeluri.pinned(model.model, version)})
     plan = _fastapi(stack, pinned)
     return replace(
         plan,

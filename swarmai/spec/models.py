@@ -14,6 +14,8 @@ from typing import Annotated, Literal, NoReturn, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from swarmai import modeluri
+
 _T = TypeVar("_T")
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -25,11 +27,6 @@ IpvsMode = Literal["auto", True, False]
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 SECRET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# MLflow accepts aliases matching [\w-]+ but reserves "latest" and "v<digits>".
-MODEL_URI = re.compile(
-    r"^models:/(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)"
-    r"(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>[1-9][0-9]*))$"
-)
 GPU_ID = re.compile(r"^(?:[0-9]+|GPU-[0-9A-Fa-f-]{8,}|MIG-[0-9A-Fa-f-]{8,})$")
 DOCKER_SIZE = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:[bB]|[kKmMgG][bB]?)?$")
 CPUS = re.compile(r"^-?[0-9]+(?:\.[0-9]+)?$")
@@ -48,15 +45,11 @@ def _matches(pattern: re.Pattern[str], what: str, example: str) -> AfterValidato
 
 
 def _model_uri(value: str) -> str:
-    match = MODEL_URI.fullmatch(value)
-    if not match:
-        raise ValueError(
-            f"{value!r} is not a registry model URI "
-            "(write models:/NAME@ALIAS or models:/NAME/VERSION)"
-        )
-    alias = match["alias"]
-    if alias is not None and (alias == "latest" or re.fullmatch(r"v[0-9]+", alias)):
-        raise ValueError(f"alias {alias!r} is reserved by MLflow (use another alias name)")
+    uri = modeluri.match(value)
+    if uri is None:
+        raise ValueError(f"{value!r} is not a registry model URI (write {modeluri.GRAMMAR})")
+    if uri.alias is not None and modeluri.is_reserved_alias(uri.alias):
+        raise ValueError(f"alias {uri.alias!r} is reserved by MLflow (use another alias name)")
     return value
 
 
@@ -187,9 +180,7 @@ class Model(_Spec):
     @property
     def registered_name(self) -> str:
         """The registered-model name in MLflow, taken from the model URI."""
-        match = MODEL_URI.fullmatch(self.model)
-        assert match is not None  # guaranteed by the field validator
-        return match["name"]
+        return modeluri.parse(self.model).name  # valid: checked by the field validator
 
 
 class Stack(_Spec):

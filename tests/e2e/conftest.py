@@ -36,7 +36,7 @@ def offline_images(docker_cli: str) -> dict[str, str]:
     from swarmai.engine import Engine
     from swarmai.images import build_images, image_tags
 
-    build_images(Engine.from_env().cli, offline=True)
+    build_images(Engine.from_env(), offline=True)
     return image_tags(offline=True)
 
 

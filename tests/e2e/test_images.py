@@ -22,11 +22,12 @@ from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
 
 from swarmai import __version__
+from swarmai.engine import Engine
 from swarmai.images import BuildResult, build_images, image_tags
+from swarmai.render.scripts import script
 
 pytestmark = pytest.mark.e2e
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "swarmai" / "render" / "scripts"
 LABEL = {"swarmai.test": "images"}
 
 
@@ -50,11 +51,12 @@ def docker(docker_cli: str) -> DockerClient:
 @pytest.fixture(scope="module")
 def builds(docker: DockerClient) -> Builds:
     """Build every image (cold on a fresh machine), then once more with nothing changed."""
+    engine = Engine.from_env()
     started = time.monotonic()
-    first = build_images(docker, offline=True, progress=_status)
+    first = build_images(engine, offline=True, progress=_status)
     first_s = time.monotonic() - started
     started = time.monotonic()
-    second = build_images(docker, offline=True, progress=_status)
+    second = build_images(engine, offline=True, progress=_status)
     second_s = time.monotonic() - started
     for result in first:
         verb = "built" if result.built else "present"
@@ -223,8 +225,11 @@ def test_mlflow_runs_on_postgres_and_seaweedfs_through_swarmais_entrypoints(
     db_password.write_text("db:pass\\word")
     secrets = [(str(creds), "/run/secrets/s3-creds", "ro"),
                (str(db_password), "/run/secrets/db-password", "ro")]
-    scripts = [(str(SCRIPTS / name), f"/etc/swarmai/{name}", "ro")
-               for name in ("s3-entrypoint.sh", "mlflow-entrypoint.sh")]
+    # The entrypoints as a rendered stack mounts them (includes inlined).
+    scripts = []
+    for name in ("s3-entrypoint.sh", "mlflow-entrypoint.sh"):
+        (tmp_path / name).write_text(script(name))
+        scripts.append((str(tmp_path / name), f"/etc/swarmai/{name}", "ro"))
 
     s3 = start(builds.tags["seaweedfs"], ["/etc/swarmai/s3-entrypoint.sh"], entrypoint="/bin/sh",
                envs={"SWARMAI_S3_BACKEND": "seaweedfs", "SWARMAI_S3_SECRET": "s3-creds"},
@@ -306,11 +311,11 @@ def test_torchserve_is_the_real_one_on_java_17_with_cpu_torch(builds: Builds,
 def test_the_server_image_runs_swarmai_as_a_non_root_user(builds: Builds, docker: DockerClient
                                                           ) -> None:
     image = builds.tags["fastapi"]
-    check = ("import os, swarmai.server, sklearn, cloudpickle; "
+    check = ("import os, swarmai.incontainer.server, sklearn, cloudpickle; "
              "open('/var/cache/swarmai/models/probe', 'w').write('x'); print(os.getuid())")
     assert run_once(docker, image, ["python", "-c", check]).strip() != "0"
     config = docker.image.inspect(image).config
-    assert config.cmd == ["python", "-m", "swarmai.server"]
+    assert config.cmd == ["python", "-m", "swarmai.incontainer.server"]
     assert "8000/tcp" in (config.exposed_ports or {})
 
 
@@ -319,4 +324,4 @@ def test_the_model_sync_image_adds_the_torchserve_archiver(builds: Builds, docke
     image = builds.tags["model-sync"]
     assert "--model-name" in run_once(docker, image, ["torch-model-archiver", "--help"])
     run_once(docker, image, ["sh", "-c", "touch /store/probe && python -c 'import swarmai'"])
-    assert docker.image.inspect(image).config.cmd == ["python", "-m", "swarmai.sync"]
+    assert docker.image.inspect(image).config.cmd == ["python", "-m", "swarmai.incontainer.sync"]

@@ -75,7 +75,7 @@ class Models:
 @pytest.fixture(scope="module")
 def standin(docker_cli: str) -> str:
     """The TF Serving stand-in image (built once; seconds when present)."""
-    return ensure_standin(Engine.from_env().cli)
+    return ensure_standin(Engine.from_env())
 
 
 def _run(docker: str, image: str, out: Path, *args: str) -> str:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import tomllib
-from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
 
+from swarmai import __version__, assets, engine
 from swarmai.errors import UsageError
 from swarmai.images import build, catalog, source
 
@@ -61,13 +61,12 @@ def test_every_build_arg_is_declared_in_its_dockerfile() -> None:
             assert f"ARG {arg}" in dockerfile, (image.name, arg)
 
 
-def test_the_package_data_globs_ship_every_context_file() -> None:
-    pyproject = tomllib.loads((source.ROOT / "pyproject.toml").read_text())
-    globs = pyproject["tool"]["setuptools"]["package-data"]["swarmai"]
-    for path in catalog.CONTEXTS.rglob("*"):
-        if path.is_file():
-            relative = path.relative_to(source.PACKAGE).as_posix()
-            assert any(fnmatch(relative, glob) for glob in globs), relative
+def test_the_contexts_live_with_what_they_belong_to() -> None:
+    assert catalog.context_dir("traefik") == assets.folder("gateway") / "image"
+    for name in ("mlflow", "seaweedfs", "postgres"):
+        assert catalog.context_dir(name) == assets.folder("registry") / "images" / name
+    for name in ("base", "shared", "server", "model-sync", "torchserve"):
+        assert catalog.context_dir(name) == catalog.CONTEXTS / name
 
 
 def test_no_dockerfile_pulls_a_frontend_or_an_image_from_a_registry() -> None:
@@ -84,24 +83,29 @@ def test_staging_writes_an_installable_copy_without_the_build_contexts(
     target = tmp_path / "context"
     target.mkdir()
     source.stage(target, source.source_files())
-    requirements = (target / "requirements.txt").read_text().splitlines()
-    assert any(r.startswith("fastapi") for r in requirements)
-    assert any(r.startswith("click") for r in requirements)
     src = target / "src"
-    assert (src / "pyproject.toml").read_bytes() == (checkout / "pyproject.toml").read_bytes()
-    assert (src / "swarmai" / "server" / "__main__.py").is_file()
-    assert (src / "README.md").is_file()
+    pyproject = tomllib.loads((src / "pyproject.toml").read_text())
+    assert pyproject["project"]["name"] == "swarmai"
+    assert pyproject["project"]["version"] == __version__
+    # The image's dependencies come from its lock, never from here.
+    assert "dependencies" not in pyproject["project"]
+    assert (src / "swarmai" / "incontainer" / "server" / "__main__.py").is_file()
+    assert (src / "swarmai" / "py.typed").is_file()
     assert not (src / "swarmai" / "images" / "contexts").exists()
+    assert not list(target.glob("requirements*"))
 
 
-def test_staging_outside_a_checkout_says_what_to_do(
-    checkout: Path, tmp_path: Path,
+def test_the_source_is_the_package_alone_so_a_wheel_gives_the_same_files(
+    checkout: Path,
 ) -> None:
-    (checkout / "pyproject.toml").unlink()
-    files = source.source_files()
-    assert "pyproject.toml" not in files
-    with pytest.raises(UsageError, match="source checkout"):
-        source.stage(tmp_path, files)
+    """A checkout's pyproject.toml, or an installed wheel's assets, change nothing."""
+    before = source.source_files()
+    (checkout / "pyproject.toml").write_text('[project]\nname = "swarmai"\n')
+    (checkout / "swarmai" / "_assets" / "gateway").mkdir(parents=True)
+    (checkout / "swarmai" / "_assets" / "gateway" / "middlewares.yml").write_text("{}\n")
+    (checkout / "swarmai" / ".cli.py.swp").write_bytes(b"an editor's")
+    assert source.source_files() == before
+    assert all(not path.startswith("swarmai/_assets/") for path in before)
 
 
 BUILDKIT_FAILURE = """\
@@ -120,7 +124,7 @@ ERROR: failed to solve: process "/bin/sh -c pip install nothing==1" did not comp
 
 
 def test_a_failed_build_reports_the_failing_step_and_the_error() -> None:
-    lines = build._failure_lines(BUILDKIT_FAILURE.splitlines())
+    lines = engine.buildkit_failure_lines(BUILDKIT_FAILURE.splitlines())
     assert lines[1].startswith(" > [stage-0 2/2] RUN")
     assert "No matching distribution found for nothing==1" in lines[2]
     assert lines[-1].startswith("ERROR: failed to solve")
@@ -151,7 +155,3 @@ def test_the_build_stages_the_snapshot_its_tag_was_computed_from(
     source.stage(tmp_path, snapshot)
     assert (tmp_path / "src" / "swarmai" / "errors.py").read_bytes() == original
 
-
-def test_a_pyproject_of_another_project_is_not_swarmais(checkout: Path) -> None:
-    (checkout / "pyproject.toml").write_text('[project]\nname = "other"\n')
-    assert "pyproject.toml" not in source.source_files()

@@ -95,26 +95,42 @@ def test_the_server_dockerfile_moves_server_and_model_sync(contexts: Path) -> No
 def test_a_pin_change_moves_the_tag(monkeypatch: pytest.MonkeyPatch) -> None:
     before = all_tags()
     bumped = [
-        dataclasses.replace(image, pins={**image.pins, "TRAEFIK_VERSION": "9"})
-        if image.name == "traefik" else image
+        dataclasses.replace(image, pins={**image.pins, "POSTGRES_MAJOR": "16"})
+        if image.name == "postgres" else image
         for image in catalog.CATALOG
     ]
     monkeypatch.setattr(catalog, "CATALOG", tuple(bumped))
-    assert changed(before, catalog.compute_tags(bumped)) == {"traefik"}
+    assert changed(before, catalog.compute_tags(bumped)) == {"postgres"}
+
+
+@pytest.mark.parametrize(("image", "moved"), [
+    ("traefik", {"traefik"}),
+    ("mlflow", {"mlflow"}),
+    ("torchserve", {"torchserve"}),
+    ("server", {"server", "model-sync"}),
+    ("model-sync", {"model-sync"}),
+])
+def test_a_lock_change_moves_the_images_built_from_it(
+    contexts: Path, image: str, moved: set[str],
+) -> None:
+    before = all_tags()
+    lock = contexts / image / "requirements.lock"
+    lock.write_text(lock.read_text() + "# re-locked\n")
+    assert changed(before, all_tags()) == moved
 
 
 def test_a_source_change_moves_only_swarmais_own_images(checkout: Path) -> None:
     before = all_tags()
-    with (checkout / "swarmai" / "server" / "__main__.py").open("a") as module:
+    with (checkout / "swarmai" / "incontainer" / "server" / "__main__.py").open("a") as module:
         module.write("# changed\n")
     assert changed(before, all_tags()) == {"server", "model-sync"}
 
 
-def test_a_pyproject_change_moves_swarmais_own_images(checkout: Path) -> None:
+def test_a_pyproject_beside_the_package_moves_nothing(checkout: Path) -> None:
+    """The images' dependencies come from their locks, so a wheel and a checkout agree."""
     before = all_tags()
-    pyproject = checkout / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + "\n# changed\n")
-    assert changed(before, all_tags()) == {"server", "model-sync"}
+    (checkout / "pyproject.toml").write_text('[project]\nname = "swarmai"\n# changed\n')
+    assert all_tags() == before
 
 
 def test_caches_and_build_contexts_do_not_move_the_server_tag(checkout: Path) -> None:
@@ -122,7 +138,7 @@ def test_caches_and_build_contexts_do_not_move_the_server_tag(checkout: Path) ->
     cache = checkout / "swarmai" / "__pycache__"
     cache.mkdir()
     (cache / "cli.cpython-311.pyc").write_bytes(b"\0compiled")
-    dockerfile = checkout / "swarmai" / "images" / "contexts" / "postgres" / "Dockerfile"
+    dockerfile = checkout / "swarmai" / "images" / "contexts" / "torchserve" / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + "# changed\n")
     assert all_tags() == before
 

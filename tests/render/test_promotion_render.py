@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from swarmai.registry_ops import serving_from
+from swarmai.lifecycle.steps import serving_from
+from swarmai.registry_client import CheckResult
 from swarmai.render import Serving, gateway, render_bundle
 from swarmai.render.bundle import dump_yaml
 from swarmai.spec import Stack
@@ -74,9 +75,9 @@ def test_the_gateway_reads_dynamic_files_from_a_volume(vision: Stack) -> None:
 
 def test_serving_comes_from_the_registry_check(vision: Stack) -> None:
     results = [
-        {"uri": "models:/churn@production", "found": True, "version": "5", "canary": "6"},
-        {"uri": "models:/resnet@production", "found": True, "version": "2", "canary": None},
-        {"uri": "models:/bert/3", "found": True, "version": "3", "canary": None},
+        CheckResult("models:/churn@production", found=True, version=5, canary=6),
+        CheckResult("models:/resnet@production", found=True, version=2),
+        CheckResult("models:/bert/3", found=True, version=3),
     ]
     assert serving_from(vision, results) == Serving(pinned={"churn": "5"},
                                                     canaries={"churn": "6"})

@@ -13,8 +13,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from python_on_whales import DockerClient
-
+from swarmai import engine as docker
+from swarmai.engine import Engine
 from swarmai.images import build_images
 from swarmai.images.build import build_context
 from swarmai.images.catalog import BY_NAME, compute_tags, digest
@@ -40,18 +40,18 @@ def standin_tag() -> str:
     return f"{REPOSITORY}:{TENSORFLOW_CPU_VERSION}-{digest(inputs)[:12]}"
 
 
-def ensure_standin(docker: DockerClient, progress: Callable[[str], None] = _quiet) -> str:
+def ensure_standin(engine: Engine, progress: Callable[[str], None] = _quiet) -> str:
     """The stand-in's tag, built first (with swarmai's base image) when missing."""
     tag = standin_tag()
-    if docker.image.exists(tag):
+    if docker.image_exists(engine, tag):
         return tag
-    build_images(docker, offline=False, only=["base"], progress=progress)
+    build_images(engine, offline=False, only=["base"], progress=progress)
     with tempfile.TemporaryDirectory(prefix="swarmai-tfserving-standin-") as tmp:
         context = Path(tmp)
         for name in FILES:
             shutil.copyfile(HERE / name, context / name)
         build_context(
-            docker, context, tag=tag,
+            engine, context, tag=tag,
             build_args={"BASE": base_tag(), "TENSORFLOW_CPU_VERSION": TENSORFLOW_CPU_VERSION},
             labels={"swarmai.image": "tfserving-standin",
                     "org.opencontainers.image.version": TENSORFLOW_CPU_VERSION},

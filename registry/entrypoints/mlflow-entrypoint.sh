@@ -1,0 +1,31 @@
+#!/bin/sh
+# swarmai: start the MLflow tracking server with credentials from Docker secrets.
+#
+# No secret value appears in the service's environment, labels or command line:
+# boto3 reads the S3 keys from the secret file itself (an AWS shared-credentials
+# file), and the database password reaches libpq through a private pgpass file.
+# Before MLflow starts, it waits for its database and S3 store, and creates the
+# artifact bucket when missing, so the first deploy needs no separate bootstrap
+# step, services may start in any order, and a re-run changes nothing.
+set -eu
+
+export AWS_SHARED_CREDENTIALS_FILE="/run/secrets/${SWARMAI_S3_SECRET}"
+if [ -n "${SWARMAI_DB_SECRET:-}" ]; then
+  umask 077
+  # pgpass format: host:port:db:user:password, with ':' and '\' escaped.
+  password=$(sed 's/\\/\\\\/g; s/:/\\:/g' "/run/secrets/${SWARMAI_DB_SECRET}")
+  printf '%s:%s:%s:%s:%s\n' "$SWARMAI_DB_HOST" 5432 mlflow mlflow "$password" > /tmp/pgpass
+  export PGPASSFILE=/tmp/pgpass
+  unset password
+fi
+
+python3 - <<'PY'
+# swarmai-include: bucket_bootstrap.py
+PY
+
+exec mlflow server \
+  --host 0.0.0.0 --port "${SWARMAI_MLFLOW_PORT}" \
+  --backend-store-uri "${SWARMAI_BACKEND_STORE_URI}" \
+  --artifacts-destination "s3://${SWARMAI_BUCKET}/artifacts" \
+  --allowed-hosts "${SWARMAI_ALLOWED_HOSTS}" \
+  --workers "${SWARMAI_MLFLOW_WORKERS:-2}"

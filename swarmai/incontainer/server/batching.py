@@ -1,0 +1,168 @@
+"""Dynamic batching: coalesce concurrent requests into one ``predict`` call.
+
+One worker task owns the model.  It takes the oldest waiting request, then
+keeps taking requests for up to ``max_delay`` seconds while their rows still
+fit in ``max_batch_size`` and they are compatible (same columns/dtypes or
+trailing shape, same params).  The first request that does not fit closes the
+batch and opens the next one, so order is kept.  A single request larger than
+``max_batch_size`` runs alone rather than being refused.
+
+The model runs in a thread (``asyncio.to_thread``) so the event loop keeps
+accepting requests and answering probes while it computes.  Only one
+``predict`` runs at a time: models are rarely thread-safe, and on a GPU
+parallel calls only contend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+
+from swarmai.incontainer.server.outputs import split_predictions
+from swarmai.incontainer.server.payload import ModelInput
+
+log = logging.getLogger(__name__)
+
+# Runs the model: (combined data, params) -> output with one entry per row.
+PredictFn = Callable[[Any, dict[str, Any] | None], Any]
+
+
+@dataclass(eq=False)
+class _Pending:
+    item: ModelInput
+    future: asyncio.Future[Any]
+
+
+class Batcher:
+    """Queue requests and feed them to ``predict`` in batches."""
+
+    def __init__(
+        self,
+        predict: PredictFn,
+        max_batch_size: int = 1,
+        max_delay_s: float = 0.0,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be at least 1")
+        self._predict = predict
+        self.max_batch_size = max_batch_size
+        self.max_delay_s = max(0.0, max_delay_s)
+        self._on_batch = on_batch
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._held: _Pending | None = None  # took it, but it did not fit the last batch
+        # The batch being collected or computed: out of the queue, not yet answered.
+        self._batch: list[_Pending] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the worker on the running event loop."""
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name="batcher")
+
+    async def stop(self) -> None:
+        """Stop the worker; requests still queued fail (the server is going away)."""
+        # Taken before cancelling: the worker forgets its batch as it unwinds.
+        leftovers = [*self._batch, *([self._held] if self._held else [])]
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        while not self._queue.empty():
+            leftovers.append(self._queue.get_nowait())
+        for pending in leftovers:
+            _settle(pending, error=RuntimeError("server is shutting down"))
+
+    async def submit(self, item: ModelInput) -> Any:
+        """Queue ``item`` and wait for its share of the predictions."""
+        if self._worker is None:
+            raise RuntimeError("batcher is not running")
+        pending = _Pending(item, asyncio.get_running_loop().create_future())
+        self._queue.put_nowait(pending)
+        return await pending.future
+
+    async def _run(self) -> None:
+        while True:
+            await self._collect()
+            try:
+                await self._compute(self._batch)
+            finally:
+                self._batch = []
+
+    async def _compute(self, collected: list[_Pending]) -> None:
+        # Requests whose caller already gave up are not worth computing.
+        batch = [p for p in collected if not p.future.done()]
+        if not batch:
+            return
+        try:
+            outputs = await asyncio.to_thread(self._predict_batch, [p.item for p in batch])
+        except Exception as error:
+            log.exception("predict failed for a batch of %d request(s)", len(batch))
+            for pending in batch:
+                _settle(pending, error=error)
+            return
+        for pending, output in zip(batch, outputs, strict=True):
+            _settle(pending, result=output)
+
+    async def _collect(self) -> None:
+        """Fill ``self._batch``; kept on self so ``stop`` can answer its requests."""
+        first = self._held or await self._queue.get()
+        self._held = None
+        self._batch, rows = [first], first.item.rows
+        deadline = asyncio.get_running_loop().time() + self.max_delay_s
+        while rows < self.max_batch_size:
+            nxt = await self._next_before(deadline)
+            if nxt is None:
+                break
+            if nxt.item.key != first.item.key or rows + nxt.item.rows > self.max_batch_size:
+                self._held = nxt
+                break
+            self._batch.append(nxt)
+            rows += nxt.item.rows
+
+    async def _next_before(self, deadline: float) -> _Pending | None:
+        # Past the deadline we still take what is already queued: free batching.
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            return None
+        try:
+            return await asyncio.wait_for(self._queue.get(), remaining)
+        except TimeoutError:
+            return None
+
+    def _predict_batch(self, items: list[ModelInput]) -> list[Any]:
+        """Runs in a worker thread: one model call for the whole batch."""
+        rows = sum(item.rows for item in items)
+        if self._on_batch is not None:
+            self._on_batch(rows)
+        if len(items) == 1:
+            # Nothing to split: any output shape the model returns is fine.
+            return [self._predict(items[0].data, items[0].params)]
+        output = self._predict(_concat([item.data for item in items]), items[0].params)
+        return split_predictions(output, [item.rows for item in items])
+
+
+def _concat(parts: list[Any]) -> Any:
+    if isinstance(parts[0], pd.DataFrame):
+        return pd.concat(parts, ignore_index=True)
+    return np.concatenate(parts, axis=0)
+
+
+def _settle(pending: _Pending, *, result: Any = None, error: BaseException | None = None) -> None:
+    # The caller may have gone (client disconnected, handler cancelled).
+    if pending.future.done():
+        return
+    if error is not None:
+        pending.future.set_exception(error)
+    else:
+        pending.future.set_result(result)

@@ -1,0 +1,197 @@
+"""A stack on one host with Docker Compose (``swarmai up`` / ``down``): the Compose
+:class:`Backend`.
+
+The same steps as a Swarm deploy (:mod:`.steps`): registry first, models
+checked in it, then the model servers, then every route called through the
+gateway.  Compose reads secrets from files; swarmai keeps them in the stack's
+state directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from swarmai import engine as docker
+from swarmai.engine import Engine
+from swarmai.errors import OperationError, UsageError
+from swarmai.lifecycle import steps
+from swarmai.lifecycle.logtext import failure_log_lines
+from swarmai.lifecycle.status import ServiceStatus
+from swarmai.lifecycle.steps import (
+    Prepared,
+    Progress,
+    StartOptions,
+    StartReport,
+    StopReport,
+    external_secret_hint,
+    secret_values,
+    state_directory,
+)
+from swarmai.render.compose import SECRETS_DIR
+from swarmai.spec import Stack
+
+
+@dataclass(frozen=True)
+class ComposeBackend:
+    """The stack as a Compose project on this engine, its files in the state directory."""
+
+    engine: Engine
+    state_dir: Path | None = None
+    target: Literal["compose"] = "compose"
+
+    # --- the operations -------------------------------------------------------------
+
+    def start(self, stack: Stack, stack_file: Path, options: StartOptions,
+              progress: Progress) -> StartReport:
+        """Start ``stack`` with Compose and verify every route (:func:`steps.start`)."""
+        return steps.start(self, self.engine, stack, stack_file, options, progress)
+
+    def restart(self, stack: Stack, service: str, *, timeout_s: float,
+                progress: Progress) -> None:
+        """Re-create ``service`` (same config) and wait until it is healthy."""
+        docker.compose_recreate(self.engine, stack.name, self._compose_file(stack), [service],
+                                timeout_s=int(timeout_s))
+
+    def roll_back(self, stack: Stack, service: str, *, timeout_s: float,
+                  progress: Progress) -> bool:
+        """False: Compose keeps no previous spec; the caller re-applies the old state."""
+        return False
+
+    def stop(self, stack: Stack, *, volumes: bool, progress: Progress) -> StopReport:
+        """Stop and remove the stack's containers and networks; data only with ``volumes``.
+
+        The secrets directory goes with ``volumes`` only: a database volume is
+        useless without its password, and the reverse.
+        """
+        directory = state_directory(stack, "compose", self.state_dir)
+        compose_file = directory / "compose.yml"
+        if not compose_file.is_file():
+            raise UsageError(f"stack {stack.name} has no Compose state in {directory}; "
+                             "nothing to stop (was it started with `swarmai up`?)")
+        docker.compose_down(self.engine, stack.name, compose_file, volumes=volumes)
+        report = StopReport()
+        secrets = directory / SECRETS_DIR
+        if volumes and secrets.exists():
+            shutil.rmtree(secrets)
+            report.removed_secrets_dir = secrets
+        return report
+
+    def rows(self, stack: Stack) -> list[ServiceStatus]:
+        """Each service of the project: containers, health, GPUs, image."""
+        by_service: dict[str, list[dict[str, Any]]] = {}
+        for container in docker.project_containers(self.engine, stack.name):
+            name = container["Labels"].get("com.docker.compose.service", "?")
+            by_service.setdefault(name, []).append(container)
+        rows = []
+        for name, containers in sorted(by_service.items()):
+            running = [c for c in containers if c["State"] == "running"]
+            healthy = [c for c in running
+                       if "(healthy)" in c["Status"] or "(" not in c["Status"]]
+            details = docker.inspect_container(self.engine, containers[0]["Id"])
+            rows.append(ServiceStatus(
+                service=name, desired=len(containers), running=len(healthy),
+                healthy=len(healthy) == len(containers), nodes=("localhost",),
+                gpus=_device_ids(details), image=containers[0]["Image"],
+            ))
+        return rows
+
+    def write_gateway_file(self, stack: Stack, name: str, text: str | None, *,
+                           image: str) -> None:
+        """Write (``None``: remove) ``name`` in the gateway's dynamic-config volume."""
+        steps.write_gateway_file(self.engine, stack, name, text, image=image)
+
+    # --- the steps of an up ---------------------------------------------------------
+
+    def check_engine(self) -> None:
+        """Nothing to check: any engine with the Compose plugin runs a project."""
+
+    def push_flags(self, offline: bool) -> str:
+        return "-t compose --offline" if offline else "-t compose"
+
+    def ensure_secrets(self, prepared: Prepared, report: StartReport,
+                       progress: Progress) -> None:
+        """Create missing secret files with random values; never overwrite one."""
+        stack = prepared.stack
+        folder = prepared.directory / SECRETS_DIR
+        # The folder is private; the files inside must stay readable by the
+        # non-root users of the containers they are bind-mounted into.
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+        for name, value in secret_values(stack).items():
+            path = folder / name
+            if path.exists():
+                continue
+            path.write_text(value.content, encoding="utf-8")
+            os.chmod(path, 0o644)
+            report.created_secrets.append(name)
+            progress(f"created secret {name} with a random value in {path}")
+            if value.reveal:
+                credentials = prepared.directory / f"{name}.credentials"
+                docker.write_private_file(credentials, value.reveal)
+                report.revealed.append(credentials)
+        needed = folder / stack.storage.credentials_secret
+        if stack.storage.backend == "external" and not needed.exists():
+            raise UsageError(f"{needed} does not exist; write your store's keys there "
+                             "(AWS shared-credentials format), or " + external_secret_hint(stack))
+
+    def start_registry(self, prepared: Prepared, services: Sequence[str], since: datetime,
+                       options: StartOptions, progress: Progress) -> None:
+        self._up(prepared, list(services), options)
+
+    def start_models(self, prepared: Prepared, since: datetime, options: StartOptions,
+                     progress: Progress) -> None:
+        progress(f"starting the model servers of {prepared.stack.name}")
+        self._up(prepared, None, options)
+
+    def route_host(self, options: StartOptions) -> str:
+        return "127.0.0.1"  # Compose publishes the gateway on this host
+
+    def tidy(self, prepared: Prepared) -> list[str]:
+        return []  # Compose keeps no configs apart from the files
+
+    def _compose_file(self, stack: Stack) -> Path:
+        return state_directory(stack, "compose", self.state_dir) / "compose.yml"
+
+    def _up(self, prepared: Prepared, services: list[str] | None,
+            options: StartOptions) -> None:
+        project = prepared.stack.name
+        try:
+            docker.compose_up(self.engine, project, prepared.main_file, services=services,
+                              timeout_s=int(options.timeout_s))
+        except OperationError as error:
+            raise OperationError(f"{error.message}\n{_unhealthy_report(self.engine, project)}",
+                                 command=error.command, return_code=error.return_code,
+                                 stderr=error.stderr) from None
+
+
+def _unhealthy_report(engine: Engine, project: str) -> str:
+    """Each container that is not running healthy, with its health output and logs."""
+    lines = []
+    for container in docker.project_containers(engine, project):
+        details = docker.inspect_container(engine, container["Id"])
+        state = details["State"]
+        health = (state.get("Health") or {}).get("Status")
+        if state.get("Status") == "running" and health in (None, "healthy"):
+            continue
+        name = container["Labels"].get("com.docker.compose.service", container["Id"][:12])
+        lines.append(f"- {name}: {state.get('Status')}"
+                     + (f", {health}" if health else "")
+                     + (f", exit code {state.get('ExitCode')}" if state.get("ExitCode") else ""))
+        probes = (state.get("Health") or {}).get("Log") or []
+        if probes and probes[-1].get("Output", "").strip():
+            lines.append(f"    last health check: {probes[-1]['Output'].strip()[-300:]}")
+        tail = docker.container_log_tail(engine, container["Id"], 400)
+        lines.extend(f"    {line}" for line in failure_log_lines(tail))
+    return "\n".join(lines) or "(every container is running)"
+
+
+def _device_ids(details: dict[str, Any]) -> str:
+    """The GPU ids a container reserved ("" when none)."""
+    requests = details.get("HostConfig", {}).get("DeviceRequests") or []
+    return ",".join(d for r in requests for d in (r.get("DeviceIDs") or []))

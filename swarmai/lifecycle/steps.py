@@ -1,0 +1,357 @@
+"""The steps deploy (Swarm) and up (Compose) share, in the order :func:`start` runs them.
+
+    1. check the engine        it can run the target (Swarm: this node is a manager)
+    2. render                  images resolved, the bundle written to the state directory
+    3. check images            swarmai's own images are built on this engine
+    4. secrets                 missing ones created with random values, never overwritten
+    5. registry first          MLflow, its database and the S3 store, up to date
+    6. check models            every model URI resolves in MLflow, else: the push to run
+    7. pin                     re-rendered with the versions the aliases resolved to
+    8. model servers           deployed (Swarm) or started (Compose), health-gated
+    9. routes                  every model answers through the gateway
+   10. tidy                    what the deploy no longer uses (Swarm: old configs)
+
+Steps 1, 4, 5, 8 and 10 are the target's (:class:`StartSteps`, implemented by the
+Swarm and Compose backends); the rest is here, the same for both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import yaml
+
+from swarmai import engine as docker
+from swarmai import modeluri
+from swarmai.engine import Engine, random_token
+from swarmai.errors import OperationError
+from swarmai.lifecycle.ipvs import resolve_ipvs
+from swarmai.lifecycle.routes import RouteCheck, check_routes
+from swarmai.registry_client import CheckResult, RegistryClient, RegistryTarget
+from swarmai.render import Bundle, Serving, render_bundle
+from swarmai.render.gateway import DYNAMIC_VOLUME
+from swarmai.render.naming import MODELS_NET
+from swarmai.spec import Stack, Target, image_for
+from swarmai.spec.models import FrozenDict
+from swarmai.writer import write_bundle
+
+Progress = Callable[[str], None]
+
+# Services brought up before the models, so the registry can be checked (and
+# filled) before any model server starts.  Not the gateway: its routes depend
+# on the models, and a deploy that stops at the check must change nothing else.
+_REGISTRY_SERVICES = ("mlflow", "postgres", "s3")
+
+
+@dataclass(frozen=True)
+class StartOptions:
+    """How deploy / up run (the state directory is the backend's)."""
+
+    offline: bool = False
+    ipvs: bool | None = None
+    timeout_s: float = 600.0
+    gateway_host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    stack: Stack  # with the images actually used
+    target: Target
+    bundle: Bundle
+    directory: Path
+    ipvs: bool = True
+
+    @property
+    def main_file(self) -> Path:
+        return self.directory / self.bundle.main
+
+    @property
+    def models_network(self) -> str:
+        return f"{self.stack.name}_{MODELS_NET}"
+
+    @property
+    def server_image(self) -> str:
+        return image_for(self.stack.images, "fastapi")
+
+
+@dataclass
+class StartReport:
+    """What deploy (Swarm) or up (Compose) did."""
+
+    prepared: Prepared
+    created_secrets: list[str] = field(default_factory=list)
+    revealed: list[Path] = field(default_factory=list)  # private files with generated logins
+    routes: list[RouteCheck] = field(default_factory=list)
+    pruned_configs: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class StopReport:
+    """What rm (Swarm) or down (Compose) removed, and the data it kept."""
+
+    removed_volumes: list[str] = field(default_factory=list)
+    removed_secrets: list[str] = field(default_factory=list)
+    kept_volumes: list[str] = field(default_factory=list)
+    kept_secrets: list[str] = field(default_factory=list)
+    removed_secrets_dir: Path | None = None  # Compose: the folder of secret files
+
+
+class StartSteps(Protocol):
+    """The steps of :func:`start` that differ by target."""
+
+    @property
+    def target(self) -> Target: ...
+
+    @property
+    def state_dir(self) -> Path | None: ...
+
+    def check_engine(self) -> None: ...
+
+    def push_flags(self, offline: bool) -> str: ...
+
+    def ensure_secrets(self, prepared: Prepared, report: StartReport,
+                       progress: Progress) -> None: ...
+
+    def start_registry(self, prepared: Prepared, services: Sequence[str], since: datetime,
+                       options: StartOptions, progress: Progress) -> None: ...
+
+    def start_models(self, prepared: Prepared, since: datetime, options: StartOptions,
+                     progress: Progress) -> None: ...
+
+    def route_host(self, options: StartOptions) -> str: ...
+
+    def tidy(self, prepared: Prepared) -> list[str]: ...
+
+
+def start(steps: StartSteps, engine: Engine, stack: Stack, stack_file: Path,
+          options: StartOptions, progress: Progress) -> StartReport:
+    """Start ``stack`` on ``steps``' target and verify every route: the list above."""
+    started = datetime.now(UTC)
+    steps.check_engine()
+    prepared = prepare(stack, steps.target, offline=options.offline, state_dir=steps.state_dir,
+                       ipvs=options.ipvs)
+    report = StartReport(prepared)
+    require_local_images(engine, prepared, offline=options.offline)
+    steps.ensure_secrets(prepared, report, progress)
+    wanted = registry_services(prepared)
+    progress(f"starting the registry of {stack.name}: {', '.join(wanted)}")
+    steps.start_registry(prepared, wanted, started, options, progress)
+    serving = require_models(engine, prepared, stack_file, steps.push_flags(options.offline))
+    prepared = pin(prepared, serving)
+    report.prepared = prepared
+    steps.start_models(prepared, started, options, progress)
+    report.routes = check_routes(prepared.stack, steps.route_host(options), progress=progress)
+    report.pruned_configs = steps.tidy(prepared)
+    report.seconds = (datetime.now(UTC) - started).total_seconds()
+    return report
+
+
+# --- render ---------------------------------------------------------------------
+
+
+def state_directory(stack: Stack, target: Target, override: Path | None = None) -> Path:
+    """Where a stack's rendered files (and Compose secrets) live between commands."""
+    if override is not None:
+        return override
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "swarmai" / f"{stack.name}-{target}"
+
+
+def with_images(stack: Stack, *, offline: bool) -> Stack:
+    """``stack`` with swarmai's own image tags (and with ``offline``, local builds of the
+    third-party ones) filled in wherever the stack's ``images:`` does not say otherwise."""
+    from swarmai.images import image_tags
+
+    images = {**image_tags(offline=offline), **stack.images}
+    return stack.model_copy(update={"images": FrozenDict(images)})
+
+
+def prepare(
+    stack: Stack, target: Target, *, offline: bool, state_dir: Path | None = None,
+    ipvs: bool | None = None,
+) -> Prepared:
+    """Render ``stack`` for ``target`` into its state directory."""
+    stack = with_images(stack, offline=offline)
+    ipvs = resolve_ipvs(stack, ipvs)
+    bundle = render_bundle(stack, target, ipvs=ipvs)
+    directory = state_directory(stack, target, state_dir)
+    write_bundle(bundle, directory)
+    return Prepared(stack, target, bundle, directory, ipvs)
+
+
+def pin(prepared: Prepared, serving: Serving) -> Prepared:
+    """Re-render with the versions the registry resolved (and its canaries), and write it."""
+    bundle = render_bundle(prepared.stack, prepared.target, ipvs=prepared.ipvs, serving=serving)
+    write_bundle(bundle, prepared.directory)
+    return replace(prepared, bundle=bundle)
+
+
+def require_local_images(engine: Engine, prepared: Prepared, *, offline: bool) -> None:
+    """Fail early, with the command to run, when images swarmai builds are not built yet."""
+    from swarmai.images import image_tags
+
+    ours = set(image_tags(offline=offline).values())
+    wanted = sorted(ref for ref in _images_in_bundle(prepared) if ref in ours)
+    missing = docker.missing_images(engine, wanted)
+    if missing:
+        flag = " --offline" if offline else ""
+        raise OperationError(
+            f"image(s) {', '.join(missing)} are not built on this engine yet; "
+            f"run `swarmai images build{flag}` first (seconds when nothing changed)")
+
+
+def _images_in_bundle(prepared: Prepared) -> set[str]:
+    """The images the rendered services use (no TorchServe model: no TorchServe image)."""
+    document = yaml.safe_load(prepared.bundle.files[prepared.bundle.main])
+    return {service["image"] for service in document["services"].values() if "image" in service}
+
+
+def registry_only_file(prepared: Prepared) -> Path:
+    """A copy of the main file with only the registry services.
+
+    Their definitions are identical to the full file's, so deploying the full
+    file afterwards does not restart them.
+    """
+    document = yaml.safe_load(prepared.bundle.files[prepared.bundle.main])
+    document["services"] = {
+        name: service for name, service in document["services"].items()
+        if name in _REGISTRY_SERVICES
+    }
+    path = prepared.directory / f"registry-{prepared.bundle.main}"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def registry_services(prepared: Prepared) -> list[str]:
+    names = yaml.safe_load(prepared.bundle.files[prepared.bundle.main])["services"]
+    return [name for name in names if name in _REGISTRY_SERVICES]
+
+
+# --- secrets --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    content: str
+    # What the user must be told once when the secret is created (a password
+    # whose stored form is a hash); written to a private file, never printed.
+    reveal: str | None = None
+
+
+def secret_values(stack: Stack) -> dict[str, SecretValue]:
+    """A fresh value for each secret swarmai may generate; used only when it is missing.
+
+    An external store's keys cannot be invented, so that secret is not here.
+    """
+    values: dict[str, SecretValue] = {}
+    storage = stack.storage
+    if storage.backend != "external":
+        values[storage.credentials_secret] = SecretValue(
+            "[default]\n"
+            f"aws_access_key_id = swarmai{random_token(12)}\n"
+            f"aws_secret_access_key = {random_token(40)}\n"
+        )
+    if stack.registry.backend_store == "postgres":
+        values[stack.registry.db_password_secret] = SecretValue(random_token(32))
+    if stack.gateway.auth is not None:
+        values[stack.gateway.auth.basic_users_secret] = _htpasswd("swarmai")
+    return values
+
+
+def _htpasswd(user: str) -> SecretValue:
+    import bcrypt
+
+    password = random_token(24)
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+    # Same algorithm; $2y$ is the prefix every htpasswd reader accepts.
+    line = f"{user}:{hashed.replace('$2b$', '$2y$', 1)}\n"
+    return SecretValue(line, reveal=f"{user}:{password}\n")
+
+
+def external_secret_hint(stack: Stack) -> str:
+    return (
+        f"create it with your store's keys: printf '[default]\\naws_access_key_id = KEY\\n"
+        f"aws_secret_access_key = SECRET\\n' | docker secret create "
+        f"{stack.storage.credentials_secret} -"
+    )
+
+
+# --- the models in the registry -----------------------------------------------------
+
+
+def registry_target(stack: Stack, *, offline: bool) -> RegistryTarget:
+    """Where ``stack``'s MLflow is reached from, with the server image deploy would use."""
+    images = with_images(stack, offline=offline).images
+    return RegistryTarget(stack.name, f"{stack.name}_{MODELS_NET}", image_for(images, "fastapi"))
+
+
+def require_models(engine: Engine, prepared: Prepared, stack_file: Path,
+                   push_flags: str) -> Serving:
+    """What each model's URI resolves to now; raise, naming each missing model and the
+    push that fixes it, unless all resolve."""
+    target = RegistryTarget(prepared.stack.name, prepared.models_network, prepared.server_image)
+    uris = list(dict.fromkeys(m.model for m in prepared.stack.models))
+    results = RegistryClient(engine, target).check(uris)
+    missing = missing_models_message(prepared.stack, results, stack_file, push_flags)
+    if missing:
+        raise OperationError(missing)
+    return serving_from(prepared.stack, results)
+
+
+def missing_models_message(stack: Stack, results: Sequence[CheckResult], stack_file: Path,
+                           push_flags: str = "") -> str | None:
+    """None when every model resolves; else what is missing and the commands to fix it.
+
+    ``push_flags`` are the options the push must repeat (``-t compose``, ``--offline``).
+    """
+    missing = [r for r in results if not r.found]
+    if not missing:
+        return None
+    lines = [f"{len(missing)} model(s) of stack {stack.name} are not in its registry yet:"]
+    for result in missing:
+        uri = modeluri.parse(result.uri)
+        lines.append(f"  {result.uri}: MLflow says: {result.error}")
+        if uri.version is None:
+            lines.append(f"    swarmai models push {stack_file} {uri.name} PATH --alias "
+                         f"{uri.alias}" + (f" {push_flags}" if push_flags else ""))
+        else:
+            lines.append(f"    (version {uri.version} must exist: push the model, then point "
+                         f"the stack at the version it gets, or use an alias)")
+    lines.append("PATH: an MLflow model directory, a TensorFlow SavedModel directory (tfserving), "
+                 "a TorchScript file (torchserve), or a pickled scikit-learn model or callable.")
+    lines.append("Then run the same deploy again.")
+    return "\n".join(lines)
+
+
+def serving_from(stack: Stack, results: Sequence[CheckResult]) -> Serving:
+    """FastAPI models pinned to the versions their aliases resolved to, and their canaries."""
+    by_uri = {r.uri: r for r in results if r.found}
+    pinned: dict[str, str] = {}
+    canaries: dict[str, str] = {}
+    for model in stack.models:
+        found = by_uri.get(model.model)
+        if model.runtime != "fastapi" or found is None or "@" not in model.model:
+            continue
+        pinned[model.name] = str(found.version)
+        if found.canary is not None:
+            canaries[model.name] = str(found.canary)
+    return Serving(pinned=pinned, canaries=canaries)
+
+
+# --- the gateway's dynamic configuration ----------------------------------------------
+
+
+def write_gateway_file(engine: Engine, stack: Stack, name: str, text: str | None, *,
+                       image: str) -> None:
+    """Write (``None``: remove) ``name`` in the gateway's dynamic-config volume on this node."""
+    volume = f"{stack.name}_{DYNAMIC_VOLUME}"
+    if not docker.volume_exists(engine, volume):
+        raise OperationError(f"volume {volume} (the gateway's dynamic configuration) is not on "
+                             "this node: run the command on the node that runs the gateway")
+    docker.write_volume_file(engine, volume, name, text, image=image)

@@ -1,0 +1,208 @@
+"""A stack on Docker Swarm (``swarmai deploy`` / ``rm``): the Swarm :class:`Backend`.
+
+Deploy is safe to re-run: secrets that exist are never overwritten, configs are
+content-named so an unchanged file keeps its name, and Swarm leaves a service
+whose spec did not change alone, so a second deploy restarts nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from swarmai import engine as docker
+from swarmai.engine import Engine
+from swarmai.errors import OperationError, UsageError
+from swarmai.lifecycle import steps
+from swarmai.lifecycle.converge import wait_rolled_back, watch
+from swarmai.lifecycle.status import ServiceStatus, gpu_ids
+from swarmai.lifecycle.steps import (
+    Prepared,
+    Progress,
+    StartOptions,
+    StartReport,
+    StopReport,
+    external_secret_hint,
+    registry_only_file,
+    secret_values,
+)
+from swarmai.spec import Stack
+
+
+@dataclass(frozen=True)
+class SwarmBackend:
+    """The stack as a Swarm stack of the engine's swarm (this node must be a manager)."""
+
+    engine: Engine
+    state_dir: Path | None = None
+    target: Literal["swarm"] = "swarm"
+
+    # --- the operations -------------------------------------------------------------
+
+    def start(self, stack: Stack, stack_file: Path, options: StartOptions,
+              progress: Progress) -> StartReport:
+        """Deploy ``stack`` to the Swarm, and verify every route (:func:`steps.start`)."""
+        return steps.start(self, self.engine, stack, stack_file, options, progress)
+
+    def restart(self, stack: Stack, service: str, *, timeout_s: float,
+                progress: Progress) -> None:
+        """Replace ``service``'s tasks with its own spec, and wait until they are healthy."""
+        since = docker.utc_now()
+        docker.force_update_service(self.engine, f"{stack.name}_{service}")
+        watch(self.engine, stack.name, services=[service], since=since, timeout_s=timeout_s,
+              progress=progress)
+
+    def roll_back(self, stack: Stack, service: str, *, timeout_s: float,
+                  progress: Progress) -> bool:
+        """Return ``service`` to its spec before the last update, and wait for it: True.
+
+        Swarm rolls a failed update back by itself; it is asked to when the
+        update did not fail on its own (a timeout, or a failed gateway check).
+        """
+        name = f"{stack.name}_{service}"
+        state, _message = docker.service_update_state(self.engine, name)
+        if state in ("updating", "paused", "completed"):
+            docker.rollback_service(self.engine, name)
+        wait_rolled_back(self.engine, stack.name, service, timeout_s=timeout_s,
+                         progress=progress)
+        return True
+
+    def stop(self, stack: Stack, *, volumes: bool, progress: Progress,
+             timeout_s: float = 120.0) -> StopReport:
+        """Remove what deploy created for ``stack``; data (volumes, generated secrets) only
+        with ``volumes``, since a database volume is useless without its password."""
+        engine, name = self.engine, stack.name
+        report = StopReport()
+        if docker.stack_services(engine, name):
+            progress(f"removing stack {name}")
+            docker.remove_stack(engine, name)
+        deadline = time.monotonic() + timeout_s
+        # `stack rm` returns before tasks and networks are gone; an immediate
+        # redeploy (or volume removal) would fail on them.
+        while docker.stack_networks(engine, name) or self._containers(name):
+            if time.monotonic() > deadline:
+                raise OperationError(f"stack {name} was not gone after {timeout_s:.0f} s")
+            time.sleep(0.5)
+        for config in docker.stack_configs(engine, name):
+            docker.remove_config(engine, config)
+        stack_volumes = docker.stack_volumes(engine, name)
+        generated = docker.generated_secrets(engine, name)
+        if volumes:
+            for volume in stack_volumes:
+                docker.remove_volume(engine, volume)
+            for secret in generated:
+                docker.remove_secret(engine, secret)
+            report.removed_volumes, report.removed_secrets = stack_volumes, generated
+        else:
+            report.kept_volumes, report.kept_secrets = stack_volumes, generated
+        return report
+
+    def rows(self, stack: Stack) -> list[ServiceStatus]:
+        """Each service of the stack: replicas, health, nodes, GPUs, image."""
+        services = docker.stack_services(self.engine, stack.name)
+        tasks = docker.service_tasks(self.engine, [s["ID"] for s in services])
+        hostnames = {n["ID"]: n["Description"]["Hostname"] for n in docker.nodes(self.engine)}
+        return [_row(stack, service, tasks, hostnames)
+                for service in sorted(services, key=lambda s: s["Spec"]["Name"])]
+
+    def write_gateway_file(self, stack: Stack, name: str, text: str | None, *,
+                           image: str) -> None:
+        """Write (``None``: remove) ``name`` in the gateway's dynamic-config volume."""
+        steps.write_gateway_file(self.engine, stack, name, text, image=image)
+
+    # --- the steps of a deploy ------------------------------------------------------
+
+    def check_engine(self) -> None:
+        swarm = docker.info(self.engine).get("Swarm", {})
+        if not swarm.get("ControlAvailable"):
+            state = swarm.get("LocalNodeState", "inactive")
+            raise UsageError(
+                f"this Docker engine is not a Swarm manager (swarm state: {state}); run deploy "
+                "on a manager, or `docker swarm init`, or use `swarmai up` for single-node "
+                "Compose"
+            )
+
+    def push_flags(self, offline: bool) -> str:
+        return "--offline" if offline else ""
+
+    def ensure_secrets(self, prepared: Prepared, report: StartReport,
+                       progress: Progress) -> None:
+        """Create missing secrets with random values; reveal generated passwords in private
+        files."""
+        stack = prepared.stack
+        values = secret_values(stack)
+        created = docker.ensure_swarm_secrets(
+            self.engine, stack.name, {name: value.content for name, value in values.items()})
+        for secret in created:
+            if not secret.created:
+                continue
+            report.created_secrets.append(secret.name)
+            progress(f"created secret {secret.name} with a random value")
+            reveal = values[secret.name].reveal
+            if reveal:
+                path = prepared.directory / f"{secret.name}.credentials"
+                docker.write_private_file(path, reveal)
+                report.revealed.append(path)
+        # An external store's keys cannot be generated: they must exist already.
+        needed = stack.storage.credentials_secret
+        if (stack.storage.backend == "external"
+                and needed not in docker.secret_names(self.engine)):
+            raise UsageError(f"secret {needed} does not exist; " + external_secret_hint(stack))
+
+    def start_registry(self, prepared: Prepared, services: Sequence[str], since: datetime,
+                       options: StartOptions, progress: Progress) -> None:
+        """Deploy the registry services alone (without --prune: the model services stay
+        as they are); an unchanged registry service is not restarted."""
+        name = prepared.stack.name
+        docker.deploy_stack(self.engine, name, registry_only_file(prepared), prune=False)
+        watch(self.engine, name, services=list(services), since=since,
+              timeout_s=options.timeout_s, progress=progress)
+
+    def start_models(self, prepared: Prepared, since: datetime, options: StartOptions,
+                     progress: Progress) -> None:
+        name = prepared.stack.name
+        progress(f"deploying stack {name} from {prepared.main_file}")
+        docker.deploy_stack(self.engine, name, prepared.main_file, prune=True)
+        watch(self.engine, name, since=since, timeout_s=options.timeout_s, progress=progress)
+
+    def route_host(self, options: StartOptions) -> str:
+        return options.gateway_host
+
+    def tidy(self, prepared: Prepared) -> list[str]:
+        """Remove the stack's configs this deploy no longer uses (in-use ones are refused)."""
+        document = yaml.safe_load(prepared.bundle.files[prepared.bundle.main])
+        current = {c["name"] for c in document.get("configs", {}).values()}
+        pruned = []
+        for name in docker.stack_configs(self.engine, prepared.stack.name):
+            if name not in current and docker.remove_config(self.engine, name):
+                pruned.append(name)
+        return pruned
+
+    def _containers(self, name: str) -> list[str]:
+        return docker.containers_labelled(self.engine, f"{docker.NAMESPACE_LABEL}={name}")
+
+
+def _row(stack: Stack, service: dict[str, Any], tasks: list[dict[str, Any]],
+         hostnames: dict[str, str]) -> ServiceStatus:
+    spec = service["Spec"]
+    own = [t for t in tasks if t["ServiceID"] == service["ID"]
+           and t.get("DesiredState") == "running"]
+    running = [t for t in own if t["Status"]["State"] == "running"]
+    replicated = spec.get("Mode", {}).get("Replicated")
+    desired = int(replicated.get("Replicas", 1)) if replicated else len(own)
+    container = spec["TaskTemplate"]["ContainerSpec"]
+    return ServiceStatus(
+        service=spec["Name"].removeprefix(f"{stack.name}_"),
+        desired=desired,
+        running=len(running),
+        healthy=len(running) >= desired,
+        nodes=tuple(sorted({hostnames.get(t.get("NodeID", ""), "?") for t in running})),
+        gpus=gpu_ids(container.get("Env") or []),
+        image=container["Image"].split("@")[0],
+    )

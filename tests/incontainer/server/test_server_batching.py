@@ -1,0 +1,213 @@
+"""Dynamic batching: concurrent requests share model calls, results map back."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pytest
+
+from swarmai.incontainer.server.batching import Batcher
+from swarmai.incontainer.server.outputs import OutputError, split_predictions
+from swarmai.incontainer.server.payload import ModelInput, parse_payload
+
+
+def run_batcher(
+    predict: Callable[[Any, Any], Any],
+    scenario: Callable[[Batcher], Awaitable[Any]],
+    *,
+    max_batch_size: int,
+    max_delay_s: float = 0.05,
+) -> Any:
+    async def main() -> Any:
+        batcher = Batcher(predict, max_batch_size=max_batch_size, max_delay_s=max_delay_s)
+        batcher.start()
+        try:
+            return await scenario(batcher)
+        finally:
+            await batcher.stop()
+
+    return asyncio.run(main())
+
+
+def rows(*values: int) -> ModelInput:
+    return parse_payload({"instances": list(values)})
+
+
+def test_concurrent_http_requests_are_coalesced(start: Any, fakes: Any) -> None:
+    model = fakes.DoublingModel(delay_s=0.05)
+    _, client = start(fakes.loader_for(model), max_batch_size=4, max_delay_ms=50)
+
+    def post(i: int) -> Any:
+        return client.post("/v1/predict", json={"dataframe_records": [{"x": i}]})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(post, range(8)))
+    assert [r.json() for r in responses] == [{"predictions": [2 * i]} for i in range(8)]
+    assert sum(model.batches) == 8
+    assert max(model.batches) <= 4
+    assert len(model.batches) < 8
+
+
+def test_multi_row_requests_split_back_in_order() -> None:
+    calls: list[int] = []
+
+    def predict(data: Any, params: Any) -> Any:
+        calls.append(len(data))
+        return data * 10
+
+    async def scenario(batcher: Batcher) -> Any:
+        return await asyncio.gather(
+            batcher.submit(rows(1, 2)), batcher.submit(rows(3)), batcher.submit(rows(4, 5, 6))
+        )
+
+    results = run_batcher(predict, scenario, max_batch_size=6)
+    assert [r.tolist() for r in results] == [[10, 20], [30], [40, 50, 60]]
+    assert calls == [6]
+
+
+def test_a_batch_never_exceeds_the_size_but_an_oversized_request_runs_alone() -> None:
+    calls: list[int] = []
+
+    def predict(data: Any, params: Any) -> Any:
+        calls.append(len(data))
+        return data
+
+    async def scenario(batcher: Batcher) -> Any:
+        requests = [rows(1, 2, 3), rows(4, 5), rows(*range(9)), rows(6), rows(7)]
+        return await asyncio.gather(*(batcher.submit(r) for r in requests))
+
+    results = run_batcher(predict, scenario, max_batch_size=4)
+    assert [r.tolist() for r in results] == [[1, 2, 3], [4, 5], list(range(9)), [6], [7]]
+    assert calls == [3, 2, 9, 2]
+
+
+def test_incompatible_requests_are_not_mixed() -> None:
+    seen: list[Any] = []
+
+    def predict(data: Any, params: Any) -> Any:
+        seen.append((type(data).__name__, len(data), params))
+        return np.zeros(len(data))
+
+    async def scenario(batcher: Batcher) -> Any:
+        payloads: list[dict[str, Any]] = [
+            {"instances": [1]},
+            {"instances": [2], "params": {"k": 1}},
+            {"dataframe_records": [{"x": 1}]},
+            {"dataframe_records": [{"y": 1}]},
+            {"instances": [1.5]},
+        ]
+        return await asyncio.gather(*(batcher.submit(parse_payload(p)) for p in payloads))
+
+    run_batcher(predict, scenario, max_batch_size=8)
+    assert seen == [
+        ("ndarray", 1, None),
+        ("ndarray", 1, {"k": 1}),
+        ("DataFrame", 1, None),
+        ("DataFrame", 1, None),
+        ("ndarray", 1, None),
+    ]
+
+
+def test_without_batching_every_request_is_its_own_call() -> None:
+    calls: list[int] = []
+
+    def predict(data: Any, params: Any) -> Any:
+        calls.append(len(data))
+        return data
+
+    async def scenario(batcher: Batcher) -> Any:
+        return await asyncio.gather(*(batcher.submit(rows(i)) for i in range(5)))
+
+    results = run_batcher(predict, scenario, max_batch_size=1, max_delay_s=0.0)
+    assert [r.tolist() for r in results] == [[i] for i in range(5)]
+    assert calls == [1, 1, 1, 1, 1]
+
+
+def test_a_failing_batch_fails_each_of_its_requests() -> None:
+    def predict(data: Any, params: Any) -> Any:
+        raise RuntimeError("CUDA out of memory")
+
+    async def scenario(batcher: Batcher) -> Any:
+        return await asyncio.gather(
+            batcher.submit(rows(1)), batcher.submit(rows(2)), return_exceptions=True
+        )
+
+    results = run_batcher(predict, scenario, max_batch_size=4)
+    assert [str(r) for r in results] == ["CUDA out of memory"] * 2
+
+
+def test_a_wrong_prediction_count_is_an_error_not_a_misalignment() -> None:
+    async def scenario(batcher: Batcher) -> Any:
+        return await asyncio.gather(
+            batcher.submit(rows(1)), batcher.submit(rows(2)), return_exceptions=True
+        )
+
+    results = run_batcher(lambda data, params: [0], scenario, max_batch_size=4)
+    assert all(isinstance(r, OutputError) for r in results)
+    assert "1 predictions for a batch of 2 rows" in str(results[0])
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ([1, 2, 3], [[1], [2, 3]]),
+        (np.array([1, 2, 3]), [[1], [2, 3]]),
+        (pd.Series([1, 2, 3]), [[1], [2, 3]]),
+        (
+            {"a": [1, 2, 3], "b": np.array([4, 5, 6])},
+            [{"a": [1], "b": [4]}, {"a": [2, 3], "b": [5, 6]}],
+        ),
+    ],
+)
+def test_split_predictions_handles_common_output_types(output: Any, expected: Any) -> None:
+    parts = split_predictions(output, [1, 2])
+    normalised = [
+        {k: list(v) for k, v in p.items()} if isinstance(p, dict) else list(p) for p in parts
+    ]
+    assert normalised == expected
+
+
+def test_split_dataframe_output_keeps_rows() -> None:
+    frame = pd.DataFrame({"p": [0.1, 0.2, 0.3], "label": ["a", "b", "c"]})
+    first, second = split_predictions(frame, [2, 1])
+    assert first["label"].tolist() == ["a", "b"]
+    assert second["label"].tolist() == ["c"]
+
+
+def test_stopping_fails_queued_and_running_requests() -> None:
+    release = threading.Event()
+
+    def predict(data: Any, params: Any) -> Any:
+        release.wait(5)
+        return data
+
+    async def main() -> list[Any]:
+        batcher = Batcher(predict, max_batch_size=1)
+        batcher.start()
+        waiting = [asyncio.ensure_future(batcher.submit(rows(i))) for i in range(3)]
+        await asyncio.sleep(0.05)  # the first is inside predict, two are queued
+        await batcher.stop()
+        release.set()
+        return await asyncio.gather(*waiting, return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert [str(r) for r in results] == ["server is shutting down"] * 3
+
+
+def test_stopping_fails_a_batch_still_being_collected() -> None:
+    async def main() -> list[Any]:
+        batcher = Batcher(lambda data, params: data, max_batch_size=8, max_delay_s=5.0)
+        batcher.start()
+        waiting = [asyncio.ensure_future(batcher.submit(rows(i))) for i in range(2)]
+        await asyncio.sleep(0.05)  # both taken, the batcher waits for more
+        await batcher.stop()
+        return await asyncio.gather(*waiting, return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert [str(r) for r in results] == ["server is shutting down"] * 2

@@ -1,0 +1,69 @@
+"""What deploy and up prepare before touching the engine: pure parts."""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+
+import bcrypt
+import pytest
+import yaml
+
+from swarmai.lifecycle.routes import prediction_url, probe_path, public_url
+from swarmai.lifecycle.steps import registry_only_file, secret_values, state_directory
+from swarmai.render import render_bundle
+from swarmai.spec import load_stack
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_generated_secrets_have_the_formats_their_readers_expect() -> None:
+    values = secret_values(load_stack(REPO / "stacks/vision.yaml"))
+    creds = configparser.ConfigParser()
+    creds.read_string(values["s3-creds"].content)
+    assert len(creds["default"]["aws_secret_access_key"]) == 40
+    assert values["mlflow-db-password"].content.isalnum()
+    user, hashed = values["gateway-htpasswd"].content.strip().split(":", 1)
+    assert user == "swarmai" and hashed.startswith("$2y$")
+    reveal = values["gateway-htpasswd"].reveal or ""
+    shown_user, password = reveal.strip().split(":", 1)
+    assert shown_user == user
+    assert bcrypt.checkpw(password.encode(), hashed.replace("$2y$", "$2b$", 1).encode())
+    assert values["s3-creds"].content != secret_values(
+        load_stack(REPO / "stacks/vision.yaml"))["s3-creds"].content
+
+
+def test_external_store_keys_are_never_invented() -> None:
+    values = secret_values(load_stack(REPO / "stacks/cpu.yaml"))
+    assert "s3-creds" not in values and "mlflow-db-password" in values
+
+
+def test_state_directory_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    stack = load_stack(REPO / "stacks/dev.yaml")
+    assert state_directory(stack, "compose") == tmp_path / "swarmai" / "dev-compose"
+    assert state_directory(stack, "swarm", tmp_path / "x") == tmp_path / "x"
+
+
+def test_registry_only_file_keeps_registry_definitions_identical(tmp_path: Path) -> None:
+    from swarmai.lifecycle.steps import Prepared
+
+    stack = load_stack(REPO / "stacks/vision.yaml")
+    bundle = render_bundle(stack, "swarm", ipvs=False)
+    prepared = Prepared(stack, "swarm", bundle, tmp_path)
+    subset = yaml.safe_load(registry_only_file(prepared).read_text())
+    full = yaml.safe_load(bundle.files["stack.yml"])
+    assert sorted(subset["services"]) == ["mlflow", "postgres", "s3"]
+    for name, service in subset["services"].items():
+        assert service == full["services"][name]
+
+
+def test_urls_under_each_runtime() -> None:
+    stack = load_stack(REPO / "stacks/vision.yaml")
+    resnet, bert, churn = stack.models
+    assert prediction_url(stack, churn, "h") == "http://h/churn/v1/predict"
+    assert prediction_url(stack, bert, "h") == "http://h/models/bert/v1/models/bert:predict"
+    assert prediction_url(stack, resnet, "h") == "http://h/models/resnet/predictions/resnet"
+    assert probe_path(bert) == "/v1/models/bert" and probe_path(resnet) == "/ping"
+    dev = load_stack(REPO / "stacks/dev.yaml")
+    assert public_url(dev, dev.models[0], "127.0.0.1") == "http://127.0.0.1:8080/models/iris"
