@@ -3,17 +3,57 @@
 Only this package imports click.  Every command maps library errors to exit
 codes in one place (:func:`swarmai.cli.common.run_action`): 2 for invalid
 input, 1 for a failed operation, and never a traceback for either.
+
+Commands are imported when they are run (click's documented lazy-group
+pattern): ``swarmai validate`` and ``render`` never import the Docker clients,
+MLflow or the image builder, so they answer about as fast as click, PyYAML and
+pydantic import (bench/startup.py).
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from swarmai import __version__
-from swarmai.cli import lifecycle_cmds, promote_cmds, registry_cmds, spec_cmds
+
+# Command name -> "module:attribute" of its click command (--help lists them sorted).
+COMMANDS: dict[str, str] = {
+    "validate": "spec_cmds:validate",
+    "render": "spec_cmds:render",
+    "nodes": "spec_cmds:nodes",
+    "deploy": "lifecycle_cmds:deploy",
+    "rm": "lifecycle_cmds:rm",
+    "up": "lifecycle_cmds:up",
+    "down": "lifecycle_cmds:down",
+    "status": "lifecycle_cmds:status",
+    "doctor": "lifecycle_cmds:doctor",
+    "models": "registry_cmds:models",
+    "images": "registry_cmds:images",
+    "promote": "promote_cmds:promote",
+    "rollback": "promote_cmds:rollback",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A group whose commands' modules are imported only when a command is needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command = getattr(importlib.import_module(f"swarmai.cli.{module}"), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="swarmai")
 def cli() -> None:
     """Serve ML models on Docker Swarm or Compose, GPU by GPU, behind one Traefik gateway.
@@ -33,16 +73,6 @@ def cli() -> None:
       swarmai status stacks/dev.yaml
       swarmai promote stacks/dev.yaml iris --to production --from staging
     """
-
-
-for command in (
-    spec_cmds.validate, spec_cmds.render, spec_cmds.nodes,
-    lifecycle_cmds.deploy, lifecycle_cmds.rm, lifecycle_cmds.up, lifecycle_cmds.down,
-    lifecycle_cmds.status, lifecycle_cmds.doctor,
-    registry_cmds.models, registry_cmds.images,
-    promote_cmds.promote, promote_cmds.rollback,
-):
-    cli.add_command(command)
 
 
 def main() -> None:
