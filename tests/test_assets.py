@@ -113,6 +113,23 @@ def test_a_static_default_swarmai_fills_in_must_stay(
         gateway.static_config(stack, "swarm")
 
 
+@pytest.mark.parametrize("refresh", ["10", "5", "0", "soon"])
+def test_a_swarm_poll_slower_than_deregistration_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh: None, refresh: str,
+) -> None:
+    """Zero failed requests in a rollout need Traefik to drop a task before it stops."""
+    installed = tmp_path / "_assets"
+    shutil.copytree(REPO / "gateway", installed / "gateway")
+    defaults = installed / "gateway" / gateway.STATIC_DEFAULTS
+    text = defaults.read_text().replace("refreshSeconds: 2", f"refreshSeconds: {refresh}")
+    defaults.write_text(text)
+    monkeypatch.setattr(assets, "INSTALLED", installed)
+    stack = load_stack(REPO / "stacks" / "dev.yaml", "swarm")
+    with pytest.raises(OperationError, match=r"providers\.swarm\.refreshSeconds is .* below 5"):
+        gateway.static_config(stack, "swarm")
+    assert gateway.static_config(stack, "compose")["providers"]["docker"]["watch"] is True
+
+
 def test_the_wheel_ships_the_asset_folders_inside_the_package(tmp_path: Path) -> None:
     # Built from a copy: setuptools leaves a build/ folder behind, and reuses it.
     source = tmp_path / "source"

@@ -20,7 +20,7 @@ from swarmai import assets
 from swarmai.errors import OperationError
 from swarmai.render import naming
 from swarmai.render.plan import Healthcheck, Mount, Port, RenderedFile, ServicePlan
-from swarmai.render.runtimes import serving_port
+from swarmai.render.runtimes import DEREGISTER_S, serving_port
 from swarmai.spec import Model, Stack, Target, image_for
 
 STATIC_PATH = "gateway/traefik.yml"
@@ -52,7 +52,24 @@ def static_config(stack: Stack, target: Target) -> dict[str, Any]:
           f"Label(`swarmai.stack`,`{stack.name}`)")
     _fill(config, "providers.file.directory", DYNAMIC_DIR)
     _fill(config, "api.dashboard", stack.gateway.dashboard)
+    if provider == "swarm":
+        _require_fast_refresh(config["providers"]["swarm"])
     return config
+
+
+def _require_fast_refresh(swarm_provider: dict[str, Any]) -> None:
+    """Refuse a Swarm poll slower than the servers' deregistration window.
+
+    A replaced FastAPI task keeps answering for DEREGISTER_S after SIGTERM; the
+    gateway must have polled Swarm and dropped it by then, or requests fail.
+    """
+    refresh = swarm_provider.get("refreshSeconds", 15)  # Traefik's default
+    if not isinstance(refresh, int | float) or not 0 < refresh < DEREGISTER_S:
+        raise OperationError(
+            f"{assets.path('gateway', STATIC_DEFAULTS)}: providers.swarm.refreshSeconds is "
+            f"{refresh!r}, and it must be a number of seconds below {DEREGISTER_S} (how long a "
+            "replaced model server keeps answering), or rollouts fail requests: set it to 2"
+        )
 
 
 def route_middlewares() -> dict[str, Any]:

@@ -20,14 +20,15 @@ from swarmai.spec import Model, Stack, image_for
 # download the artifacts, so allow generous start periods.
 _MODEL_START_PERIOD_S = 180
 # Zero failed requests while a task is replaced rest on three numbers:
-# - the FastAPI server keeps accepting for _DEREGISTER_S after SIGTERM, longer
-#   than Traefik's Swarm refresh (2 s, gateway.py), so the gateway has dropped
-#   the task before its socket closes;
+# - the FastAPI server keeps accepting for DEREGISTER_S after SIGTERM, longer
+#   than Traefik's Swarm refresh (2 s, gateway/traefik-defaults.yml; gateway.py
+#   refuses a refresh that is not shorter), so the gateway has dropped the task
+#   before its socket closes;
 # - it then waits up to _FINISH_S for requests in flight;
 # - the stop grace period (_DRAIN_S) exceeds both together, so Docker never
 #   kills a server mid-request.
 _DRAIN_S = 20
-_DEREGISTER_S = 5
+DEREGISTER_S = 5
 _FINISH_S = 10
 _SYNC_POLL_S = 30
 _SYNC_MARKER = ".swarmai-synced"
@@ -206,7 +207,7 @@ def _fastapi(stack: Stack, model: Model) -> ServicePlan:
         **naming.MLFLOW_CLIENT_ENV,
         "PORT": str(naming.FASTAPI_PORT),
         "SWARMAI_MODEL_CACHE": naming.MODEL_CACHE,
-        "SWARMAI_DEREGISTER_SECONDS": str(_DEREGISTER_S),
+        "SWARMAI_DEREGISTER_SECONDS": str(DEREGISTER_S),
         "SWARMAI_DRAIN_SECONDS": str(_FINISH_S),
     }
     if model.batching is not None:
