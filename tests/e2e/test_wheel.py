@@ -100,10 +100,13 @@ def test_render_is_the_checkouts(wheel_cli: WheelCli, tmp_path: Path, stack: str
 
 @pytest.fixture
 def stopped_after(wheel_cli: WheelCli) -> Iterator[list[tuple[str, ...]]]:
+    """Commands that remove what a test started; each must succeed, or a later
+    run would find the stack (and its registered models) still there."""
     teardown: list[tuple[str, ...]] = []
     yield teardown
     for command in teardown:
-        wheel_cli(*command)
+        result = wheel_cli(*command)
+        assert result.returncode == 0, (command, result.stderr[-2000:])
 
 
 @pytest.mark.parametrize(("target", "start", "stop", "port"), [
@@ -114,7 +117,8 @@ def test_a_stack_serves_from_the_wheel(wheel_cli: WheelCli, tmp_path: Path,
                                        target: str, start: str, stop: str, port: int) -> None:
     stack = write_stack(tmp_path, f"e2ewheel{target[0]}", port)
     state = ("--state-dir", str(tmp_path / "state"))
-    stopped_after.append((stop, str(stack), "--volumes", *state))
+    # `rm` finds a Swarm stack by name; only `down` needs the Compose files.
+    stopped_after.append((stop, str(stack), "--volumes", *(state if stop == "down" else ())))
     first = wheel_cli(start, str(stack), "--offline", *state)
     assert first.returncode == 1, first.stderr[-3000:]
     assert "not in its registry yet" in first.stderr
