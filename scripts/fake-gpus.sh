@@ -33,8 +33,12 @@ if wanted != config:
 
 if [ "$changed" = "yes" ]; then
   echo "fake-gpus: node-generic-resources set for $host; restarting dockerd" >&2
-  pkill -TERM -x dockerd || true
-  for _ in $(seq 1 60); do pgrep -x dockerd >/dev/null || break; sleep 1; done
+  # This host's engine only (its pid file): scripts/cluster.sh runs more dockerds.
+  pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+  if [ -n "$pid" ]; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  fi
   scripts/install-engine.sh
   # Swarm services come back after a restart; wait until the node is ready again.
   for _ in $(seq 1 60); do

@@ -22,6 +22,9 @@ scripts/fake-gpus.sh
 log "images (offline: built from Debian and PyPI; seconds when present)"
 swarmai images build --offline
 
+log "three-node swarm (one engine per network namespace) and a TLS registry"
+scripts/cluster.sh up
+
 log "ruff and mypy --strict"
 ruff check swarmai tests bench scripts registry
 mypy --strict swarmai

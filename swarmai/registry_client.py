@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from swarmai import modeluri
-from swarmai.engine import Engine, missing_images, run_oneoff
+from swarmai.engine import Engine, ensure_image, run_oneoff
 from swarmai.errors import OperationError, UsageError
 from swarmai.render.naming import MLFLOW_CLIENT_ENV, mlflow_url
 
@@ -257,7 +257,8 @@ def _alias_move(raw: Mapping[str, Any]) -> AliasMove:
 
 def _run(engine: Engine, target: RegistryTarget, command: list[str], *,
          what: str, volumes: list[tuple[str, str, str]] | None = None) -> Any:
-    if missing_images(engine, [target.image]):
+    # An image of a registry (a cluster's) is pulled on this node; a local one must be built.
+    if not ensure_image(engine, target.image):
         raise OperationError(f"{what}: image {target.image} is not built yet; run "
                              "`swarmai images build` (with --offline if you deploy with it)")
     result = run_oneoff(

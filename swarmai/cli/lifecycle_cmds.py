@@ -19,11 +19,12 @@ from swarmai.cli.common import (
     volumes_option,
 )
 from swarmai.engine import Engine
+from swarmai.images import image_tags
 from swarmai.lifecycle.backend import backend_for
-from swarmai.lifecycle.doctor import diagnose, format_report
+from swarmai.lifecycle.doctor import Diagnosis, diagnose, format_report
 from swarmai.lifecycle.routes import RouteCheck, prediction_url
 from swarmai.lifecycle.status import ServiceStatus, format_table, stack_status
-from swarmai.lifecycle.steps import StartOptions, StartReport, StopReport
+from swarmai.lifecycle.steps import StartOptions, StartReport, StopReport, registry_target
 from swarmai.spec import Stack, Target, load_stack
 
 
@@ -77,6 +78,10 @@ def rm(stack_file: Path, volumes: bool) -> None:
 
     Services, networks and configs go; volumes and generated secrets stay
     unless --volumes (a database volume is useless without its password).
+    With --volumes on a multi-node swarm, a short job on every node removes
+    the stack's volumes there too; a volume that cannot go (its node is
+    down, or it is in use) is named with its node and the command to run
+    there, and the command exits 1.
 
     \b
     Examples:
@@ -94,6 +99,10 @@ def rm(stack_file: Path, volumes: bool) -> None:
     kept = report.kept_volumes + report.kept_secrets
     if kept:
         click.echo(f"kept (use --volumes to delete): {', '.join(kept)}")
+    if report.remaining:
+        for line in report.remaining:
+            click.echo(line, err=True)
+        raise SystemExit(1)
     click.echo("removed")
 
 
@@ -157,37 +166,78 @@ def down(stack_file: Path, state_dir: Path | None, volumes: bool) -> None:
 def status(stack_file: Path, target: Target, output_format: str, gateway_host: str) -> None:
     """Show each service of FILE: replicas, health, node, GPUs, served model version, URL.
 
+    On Swarm it also says which node holds the registry's data, and names each
+    node that is down with the services pinned to it that wait for its return.
+
     \b
     Examples:
       swarmai status stacks/dev.yaml
       swarmai status stacks/dev.yaml --target compose --output json
     """
-    def action() -> list[ServiceStatus]:
+    def action() -> tuple[list[ServiceStatus], list[str]]:
         stack = load_stack(stack_file, target)
-        return stack_status(backend_for(target, Engine.from_env()), stack, gateway_host)
+        backend = backend_for(target, Engine.from_env())
+        return stack_status(backend, stack, gateway_host), backend.notes(stack)
 
-    rows = run_action(action)
+    rows, notes = run_action(action)
     if output_format == "json":
         click.echo(json.dumps([row.as_dict() for row in rows], indent=2))
     else:
-        click.echo(format_table(rows))
+        click.echo("\n".join([format_table(rows), *notes]))
 
 
 @click.command()
+@click.argument("stack_file", metavar="[FILE]", required=False,
+                type=click.Path(path_type=Path))
+@click.option("--probe/--no-probe", default=True, show_default=True,
+              help="Run the node agent as a short Swarm job on each Ready node.")
 @output_option()
-def doctor(output_format: str) -> None:
-    """Check what this engine can do for swarmai: versions, swarm, IPVS, GPUs.
+def doctor(stack_file: Path | None, probe: bool, output_format: str) -> None:
+    """Check what this engine, and every node of its swarm, can do for swarmai.
+
+    \b
+    This engine: its version, Compose v2, swarm membership, IPVS, runtimes,
+    the NVIDIA hook's swarm-resource setting.
+    On a swarm manager, per node: hostname, role, state, engine version and
+    generic resources (from node inspect); with --probe (the default) also
+    IPVS, its engine's runtimes, its NVIDIA swarm-resource setting and
+    whether it could pull and start swarmai's server image: a probe job
+    (swarmai's node agent, seconds long, with the node's Docker socket and
+    /etc mounted read-only) runs once on each Ready node and is removed.
+    With FILE: the stack's nodes: inventory against the swarm (every node
+    joined, every GPU advertised as its generic resource) and its
+    network.ipvs against every node's kernel.
+    Every problem names its node. Exits 2 on an invalid FILE.
 
     \b
     Examples:
       swarmai doctor
-      swarmai doctor --output json
+      swarmai doctor stacks/gpu.yaml --output json
+      swarmai doctor --no-probe
     """
-    diagnosis = run_action(lambda: diagnose(Engine.from_env()))
+    def action() -> Diagnosis:
+        stack = load_stack(stack_file, "swarm") if stack_file is not None else None
+        return diagnose(Engine.from_env(), stack=stack,
+                        probe_image=_probe_image(stack) if probe else None)
+
+    diagnosis = run_action(action)
     if output_format == "json":
         click.echo(json.dumps(diagnosis.as_dict(), indent=2))
     else:
         click.echo(format_report(diagnosis))
+
+
+def _probe_image(stack: Stack | None) -> str:
+    """The image the doctor's probe job runs on each node: swarmai's server image,
+    which holds the node agent (``python -m swarmai.incontainer.nodeagent``).
+
+    With the stack's ``images.registry`` every node pulls it from there (the
+    probe then also proves the node can pull); else it is the tag
+    ``swarmai images build`` gives it on this engine.
+    """
+    if stack is not None:
+        return registry_target(stack, offline=False).image
+    return image_tags(offline=False)["fastapi"]
 
 
 def _print_served(stack: Stack, routes: list[RouteCheck], revealed: list[Path],

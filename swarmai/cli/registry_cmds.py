@@ -16,8 +16,10 @@ from swarmai.cli.common import (
     stack_file_argument,
 )
 from swarmai.engine import Engine
+from swarmai.errors import UsageError
 from swarmai.images import BuildResult, build_images
-from swarmai.lifecycle.steps import registry_target
+from swarmai.images.publish import PublishedImage, publish
+from swarmai.lifecycle.steps import registry_target, stack_images
 from swarmai.registry_client import ModelDescription, ModelVersion, RegistryClient
 from swarmai.spec import Target, load_stack
 
@@ -166,6 +168,36 @@ def build(offline: bool, only: tuple[str, ...], verbose: bool) -> None:
     for result in run_action(action):
         click.echo(f"{result.key:12} {result.tag}  "
                    + (f"built in {result.seconds:.0f} s" if result.built else "present"))
+
+
+@images.command("push")
+@stack_file_argument()
+@click.option("--target", "-t", type=TARGETS, default="swarm", show_default=True,
+              help="Where the stack runs: swarm (deploy) or compose (up).")
+@offline_option()
+def push_images(stack_file: Path, target: Target, offline: bool) -> None:
+    """Push the images stack FILE runs to its registry (images.registry in the stack).
+
+    Each image is pushed from this engine unless the registry has it already
+    (tags are content hashes: the same tag is the same image), and printed
+    with the digest every node will run. `swarmai deploy` does the same
+    before deploying; run this where the images were built when deploy runs
+    on another machine. Log in first: `docker login HOST:PORT`.
+
+    \b
+    Examples:
+      swarmai images build --offline && swarmai images push stack.yaml --offline
+    """
+    def action() -> list[PublishedImage]:
+        stack = load_stack(stack_file, target)
+        if stack.image_registry is None:
+            raise UsageError(f"{stack_file}: images.registry is not set; add "
+                             "`images: {registry: HOST:PORT}` to the stack")
+        images = stack_images(stack, target, offline=offline)
+        return publish(Engine.from_env(), stack.image_registry, images, progress)
+
+    for image in run_action(action):
+        click.echo(f"{image.key:12} {image.remote}  {'pushed' if image.pushed else 'present'}")
 
 
 def _parse_metrics(pairs: tuple[str, ...]) -> dict[str, float]:

@@ -18,6 +18,7 @@ from swarmai.cli.common import (
 from swarmai.errors import SpecError
 from swarmai.lifecycle.ipvs import resolve_ipvs
 from swarmai.render import render_bundle
+from swarmai.render.naming import state_location
 from swarmai.render.nodes import NVIDIA_CONFIG_PATH, node_configs
 from swarmai.spec import Stack, Target, default_target, load_stack
 from swarmai.writer import WriteReport, write_bundle
@@ -32,7 +33,8 @@ def validate(stack_file: Path, target: Target | None, output_format: str) -> Non
     """Check FILE and report every problem at once.
 
     Each problem is one line, FILE: YAML.PATH: message (hint). Exits 0 when the
-    stack is valid, 2 when it is not.
+    stack is valid, 2 when it is not. A stack valid for Swarm also gets where
+    its registry's data (MLflow, its database, the S3 store) will live.
 
     \b
     Examples:
@@ -52,10 +54,15 @@ def validate(stack_file: Path, target: Target | None, output_format: str) -> Non
     uses_gpus = any(m.gpus for m in stack.models)
     # Only GPU rules differ between targets: a CPU-only stack is valid for both.
     chosen = target or (default_target(stack) if uses_gpus else "compose and swarm")
+    # Where the registry keeps its data matters on Swarm only (one host on Compose).
+    data = state_location(stack) if chosen != "compose" else None
     if output_format == "json":
-        click.echo(json.dumps({"valid": True, "target": chosen, "problems": []}, indent=2))
+        click.echo(json.dumps({"valid": True, "target": chosen, "problems": [],
+                               "registry_data": data}, indent=2))
     else:
         click.echo(f"{stack_file}: valid for {chosen} ({_summary(stack)})")
+        if data is not None:
+            click.echo(f"registry data on Swarm: {data}")
 
 
 def _summary(stack: Stack) -> str:

@@ -70,7 +70,7 @@ def run_oneoff(
     try:
         output = engine.cli.run(
             image, list(command), remove=True, networks=[network], volumes=list(volumes),
-            envs=dict(envs or {}), user=user, pull="never",
+            envs=dict(envs or {}), user=user, pull="missing",
         )
     except DockerException as error:
         if error.return_code >= 125:

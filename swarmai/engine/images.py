@@ -97,3 +97,63 @@ def buildkit_failure_lines(tail: Sequence[str]) -> list[str]:
         errors = [line for line in lines[starts[1]:] if line.startswith("ERROR")]
         return block + errors
     return lines
+
+
+# --- an image registry ------------------------------------------------------------
+
+
+def names_a_registry(reference: str) -> bool:
+    """Whether ``reference`` starts with a registry host (Docker's rule: a first
+    component with a dot or a port, or ``localhost``)."""
+    first, slash, _rest = reference.partition("/")
+    return bool(slash) and ("." in first or ":" in first or first == "localhost")
+
+
+def registry_digest(engine: Engine, reference: str) -> str | None:
+    """The manifest digest ``reference`` has in its registry; None when it is not there.
+
+    The engine asks the registry (its TLS trust, the CLI's login), so nothing
+    is pulled.  Any other failure (no login, an untrusted certificate, no
+    answer) raises, with the engine's words.
+    """
+    from docker.errors import APIError, NotFound
+
+    try:
+        found = engine.api.inspect_distribution(reference)
+    except NotFound:
+        return None
+    except APIError as error:
+        text = str(error.explanation or error)
+        if "manifest unknown" in text or "not found" in text.lower():
+            return None
+        raise OperationError(
+            f"asking the registry for {reference} failed: {text}\n"
+            "Check that the registry answers, that this engine trusts its certificate "
+            "(/etc/docker/certs.d/HOST:PORT/ca.crt) and that you ran `docker login HOST:PORT`."
+        ) from None
+    return str(found["Descriptor"]["digest"])
+
+
+def push_image(engine: Engine, local: str, remote: str) -> None:
+    """Tag ``local`` as ``remote`` and push it with the CLI's login."""
+    tag_image(engine, local, remote)
+    with engine_errors(f"pushing {local} as {remote}"):
+        engine.cli.image.push(remote, quiet=True)
+
+
+def ensure_image(engine: Engine, reference: str) -> bool:
+    """Whether ``reference`` is on this engine, pulled first when it names a registry."""
+    if image_exists(engine, reference):
+        return True
+    if names_a_registry(reference):
+        pull_image(engine, reference)
+        return True
+    return False
+
+
+def pull_image(engine: Engine, reference: str) -> None:
+    """Pull ``reference`` unless this engine has it already."""
+    if image_exists(engine, reference):
+        return
+    with engine_errors(f"pulling {reference}"):
+        engine.cli.image.pull(reference, quiet=True)

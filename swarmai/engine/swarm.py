@@ -137,20 +137,64 @@ def info(engine: Engine) -> dict[str, Any]:
     return found
 
 
-def deploy_stack(engine: Engine, stack_name: str, stack_file: Path, *, prune: bool) -> None:
+def deploy_stack(engine: Engine, stack_name: str, stack_file: Path, *, prune: bool,
+                 registry_auth: bool = False) -> None:
     """``docker stack deploy`` (detached): convergence is watched by the caller.
 
     Run through python-on-whales' ``run`` with its output captured: its own
     ``stack.deploy`` lets "Updating service ..." lines reach our stdout, which
-    belongs to the command's report (JSON with ``--output json``).
+    belongs to the command's report (JSON with ``--output json``).  With
+    ``registry_auth`` the CLI's registry login goes with the services, so every
+    node pulls with it.
     """
     from python_on_whales.utils import run
 
     command = [*engine.cli.client_config.docker_cmd, "stack", "deploy", "--compose-file",
                str(stack_file), "--resolve-image", "never", *(["--prune"] if prune else []),
-               stack_name]
+               *(["--with-registry-auth"] if registry_auth else []), stack_name]
     with engine_errors(f"deploying stack {stack_name}"):
         run(command, capture_stdout=True, capture_stderr=True)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """The generic resources one Swarm service reserves (per task)."""
+
+    service: str
+    stack: str  # "" for a service outside any stack
+    kinds: tuple[str, ...]
+
+
+def generic_reservations(engine: Engine) -> list[Reservation]:
+    """Every service in the swarm that reserves discrete generic resources (GPUs)."""
+    with api_errors("listing services"):
+        services = engine.api.services()
+    found = []
+    for service in services:
+        spec = service["Spec"]
+        reservations = (spec["TaskTemplate"].get("Resources") or {}).get("Reservations") or {}
+        kinds = tuple(
+            str(r["DiscreteResourceSpec"]["Kind"])
+            for r in reservations.get("GenericResources") or [] if "DiscreteResourceSpec" in r)
+        if kinds:
+            found.append(Reservation(spec["Name"], (spec.get("Labels") or {}).get(
+                NAMESPACE_LABEL, ""), kinds))
+    return found
+
+
+def self_node_id(engine: Engine) -> str:
+    """The Swarm node id of the engine the CLI talks to."""
+    return str(info(engine).get("Swarm", {}).get("NodeID", ""))
+
+
+def set_node_label(engine: Engine, node: str, key: str, value: str | None) -> None:
+    """Add (``None``: remove) label ``key`` on Swarm node ``node`` (id or hostname)."""
+    with engine_errors(f"{'removing' if value is None else 'setting'} label {key} on node "
+                       f"{node}"):
+        if value is None:
+            engine.cli.node.update(node, rm_labels=[key])
+        else:
+            engine.cli.node.update(node, labels_add={key: value})
 
 
 def service_update_state(engine: Engine, service: str) -> tuple[str | None, str]:

@@ -52,6 +52,11 @@ class Backend(Protocol):
         """Each service: replicas, health, nodes, GPUs, image (no model versions)."""
         ...
 
+    def notes(self, stack: Stack) -> list[str]:
+        """What the rows do not say: where the registry's data lives, nodes that are down
+        and the services waiting for them (Swarm)."""
+        ...
+
     def write_gateway_file(self, stack: Stack, name: str, text: str | None, *,
                            image: str) -> None:
         """Write (``None``: remove) ``name`` in the gateway's dynamic-config volume, with a

@@ -22,6 +22,7 @@ from swarmai.engine import Engine
 from swarmai.errors import OperationError, UsageError
 from swarmai.lifecycle import steps
 from swarmai.lifecycle.logtext import failure_log_lines
+from swarmai.lifecycle.secrets import external_secret_hint, secret_values
 from swarmai.lifecycle.status import ServiceStatus
 from swarmai.lifecycle.steps import (
     Prepared,
@@ -29,8 +30,6 @@ from swarmai.lifecycle.steps import (
     StartOptions,
     StartReport,
     StopReport,
-    external_secret_hint,
-    secret_values,
     state_directory,
 )
 from swarmai.render.compose import SECRETS_DIR
@@ -82,6 +81,17 @@ class ComposeBackend:
             report.removed_secrets_dir = secrets
         return report
 
+    def cluster_ipvs(self, prepared: Prepared, options: StartOptions,
+                     progress: Progress) -> bool | None:
+        """Compose has no IPVS question: one host, its own networking."""
+        del prepared, options, progress
+        return None
+
+    def notes(self, stack: Stack) -> list[str]:
+        """Nothing beyond the rows: one host holds everything."""
+        del stack
+        return []
+
     def rows(self, stack: Stack) -> list[ServiceStatus]:
         """Each service of the project: containers, health, GPUs, image."""
         by_service: dict[str, list[dict[str, Any]]] = {}
@@ -108,8 +118,9 @@ class ComposeBackend:
 
     # --- the steps of an up ---------------------------------------------------------
 
-    def check_engine(self) -> None:
+    def check_engine(self, stack: Stack) -> None:
         """Nothing to check: any engine with the Compose plugin runs a project."""
+        del stack
 
     def push_flags(self, offline: bool) -> str:
         return "-t compose --offline" if offline else "-t compose"

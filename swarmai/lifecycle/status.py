@@ -33,6 +33,7 @@ class ServiceStatus:
     model: str = ""  # the stack's model name, for model servers
     version: str = ""  # registry version served now ("?" when it cannot be asked)
     url: str = ""
+    waiting_for: str = ""  # Swarm: the down node this service is pinned to
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,17 +1,21 @@
 """The steps deploy (Swarm) and up (Compose) share, in the order :func:`start` runs them.
 
-    1. check the engine        it can run the target (Swarm: this node is a manager)
+    1. check the engine        it can run the stack (Swarm: this node is a manager, the
+                               GPUs the stack pins exist and nobody else holds them)
     2. render                  images resolved, the bundle written to the state directory
-    3. check images            swarmai's own images are built on this engine
-    4. secrets                 missing ones created with random values, never overwritten
-    5. registry first          MLflow, its database and the S3 store, up to date
-    6. check models            every model URI resolves in MLflow, else: the push to run
-    7. pin                     re-rendered with the versions the aliases resolved to
-    8. model servers           deployed (Swarm) or started (Compose), health-gated
-    9. routes                  every model answers through the gateway
-   10. tidy                    what the deploy no longer uses (Swarm: old configs)
+    3. images                  with images.registry: pushed there, pinned by digest;
+                               else: swarmai's own images are built on this engine
+    4. cluster network         ipvs: auto on several nodes: decided by every node's kernel
+    5. secrets                 missing ones created with random values, never overwritten
+    6. registry first          Swarm: the data node labelled once; then MLflow, its
+                               database and the S3 store, up to date
+    7. check models            every model URI resolves in MLflow, else: the push to run
+    8. pin                     re-rendered with the versions the aliases resolved to
+    9. model servers           deployed (Swarm) or started (Compose), health-gated
+   10. routes                  every model answers through the gateway
+   11. tidy                    what the deploy no longer uses (Swarm: old configs)
 
-Steps 1, 4, 5, 8 and 10 are the target's (:class:`StartSteps`, implemented by the
+Steps 1, 4, 5, 6, 9 and 11 are the target's (:class:`StartSteps`, implemented by the
 Swarm and Compose backends); the rest is here, the same for both.
 """
 
@@ -28,15 +32,16 @@ import yaml
 
 from swarmai import engine as docker
 from swarmai import modeluri
-from swarmai.engine import Engine, random_token
+from swarmai.engine import Engine
 from swarmai.errors import OperationError
+from swarmai.images.publish import in_registry, publish
 from swarmai.lifecycle.ipvs import resolve_ipvs
 from swarmai.lifecycle.routes import RouteCheck, check_routes
 from swarmai.registry_client import CheckResult, RegistryClient, RegistryTarget
 from swarmai.render import Bundle, Serving, render_bundle
 from swarmai.render.gateway import DYNAMIC_VOLUME
 from swarmai.render.naming import MODELS_NET
-from swarmai.spec import Stack, Target, image_for
+from swarmai.spec import DEFAULT_IMAGES, Stack, Target, image_for
 from swarmai.spec.models import FrozenDict
 from swarmai.writer import write_bundle
 
@@ -100,6 +105,7 @@ class StopReport:
     kept_volumes: list[str] = field(default_factory=list)
     kept_secrets: list[str] = field(default_factory=list)
     removed_secrets_dir: Path | None = None  # Compose: the folder of secret files
+    remaining: list[str] = field(default_factory=list)  # what could not be removed, and where
 
 
 class StartSteps(Protocol):
@@ -111,9 +117,12 @@ class StartSteps(Protocol):
     @property
     def state_dir(self) -> Path | None: ...
 
-    def check_engine(self) -> None: ...
+    def check_engine(self, stack: Stack) -> None: ...
 
     def push_flags(self, offline: bool) -> str: ...
+
+    def cluster_ipvs(self, prepared: Prepared, options: StartOptions,
+                     progress: Progress) -> bool | None: ...
 
     def ensure_secrets(self, prepared: Prepared, report: StartReport,
                        progress: Progress) -> None: ...
@@ -133,11 +142,17 @@ def start(steps: StartSteps, engine: Engine, stack: Stack, stack_file: Path,
           options: StartOptions, progress: Progress) -> StartReport:
     """Start ``stack`` on ``steps``' target and verify every route: the list above."""
     started = datetime.now(UTC)
-    steps.check_engine()
+    steps.check_engine(stack)
     prepared = prepare(stack, steps.target, offline=options.offline, state_dir=steps.state_dir,
                        ipvs=options.ipvs)
+    if stack.image_registry is not None:
+        prepared = publish_images(engine, prepared, progress)
+    else:
+        require_local_images(engine, prepared, offline=options.offline)
+    ipvs = steps.cluster_ipvs(prepared, options, progress)
+    if ipvs is not None and ipvs != prepared.ipvs:
+        prepared = rerender(replace(prepared, ipvs=ipvs))
     report = StartReport(prepared)
-    require_local_images(engine, prepared, offline=options.offline)
     steps.ensure_secrets(prepared, report, progress)
     wanted = registry_services(prepared)
     progress(f"starting the registry of {stack.name}: {', '.join(wanted)}")
@@ -185,6 +200,13 @@ def prepare(
     return Prepared(stack, target, bundle, directory, ipvs)
 
 
+def rerender(prepared: Prepared) -> Prepared:
+    """``prepared`` rendered again from its stack and IPVS setting, and written."""
+    bundle = render_bundle(prepared.stack, prepared.target, ipvs=prepared.ipvs)
+    write_bundle(bundle, prepared.directory)
+    return replace(prepared, bundle=bundle)
+
+
 def pin(prepared: Prepared, serving: Serving) -> Prepared:
     """Re-render with the versions the registry resolved (and its canaries), and write it."""
     bundle = render_bundle(prepared.stack, prepared.target, ipvs=prepared.ipvs, serving=serving)
@@ -204,6 +226,37 @@ def require_local_images(engine: Engine, prepared: Prepared, *, offline: bool) -
         raise OperationError(
             f"image(s) {', '.join(missing)} are not built on this engine yet; "
             f"run `swarmai images build{flag}` first (seconds when nothing changed)")
+
+
+def stack_images(stack: Stack, target: Target, *, offline: bool) -> dict[str, str]:
+    """Spec key -> reference of each image ``stack`` runs on ``target``, and the server
+    image, in which swarmai's registry checks run even when no model uses it."""
+    stack = with_images(stack, offline=offline)
+    bundle = render_bundle(stack, target, ipvs=False)
+    document = yaml.safe_load(bundle.files[bundle.main])
+    used = {service["image"] for service in document["services"].values() if "image" in service}
+    return _keys_of(stack, used | {image_for(stack.images, "fastapi")})
+
+
+def _keys_of(stack: Stack, used: set[str]) -> dict[str, str]:
+    """Spec key -> reference for each image of ``used`` (defaults included)."""
+    every = {key: image_for(stack.images, key) for key in DEFAULT_IMAGES}
+    return {key: ref for key, ref in every.items() if ref in used}
+
+
+def publish_images(engine: Engine, prepared: Prepared, progress: Progress) -> Prepared:
+    """Step 3 with a registry: push the images the stack uses, re-render pinned by digest.
+
+    The server image is also pulled here: the registry checks run in it, on this node.
+    """
+    stack = prepared.stack
+    assert stack.image_registry is not None
+    images = _keys_of(stack, _images_in_bundle(prepared) | {prepared.server_image})
+    published = publish(engine, stack.image_registry, images, progress)
+    stack = stack.model_copy(update={"images": FrozenDict(
+        {**stack.images, **{p.key: p.remote for p in published}})})
+    docker.pull_image(engine, image_for(stack.images, "fastapi"))
+    return rerender(replace(prepared, stack=stack))
 
 
 def _images_in_bundle(prepared: Prepared) -> set[str]:
@@ -233,62 +286,16 @@ def registry_services(prepared: Prepared) -> list[str]:
     return [name for name in names if name in _REGISTRY_SERVICES]
 
 
-# --- secrets --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SecretValue:
-    content: str
-    # What the user must be told once when the secret is created (a password
-    # whose stored form is a hash); written to a private file, never printed.
-    reveal: str | None = None
-
-
-def secret_values(stack: Stack) -> dict[str, SecretValue]:
-    """A fresh value for each secret swarmai may generate; used only when it is missing.
-
-    An external store's keys cannot be invented, so that secret is not here.
-    """
-    values: dict[str, SecretValue] = {}
-    storage = stack.storage
-    if storage.backend != "external":
-        values[storage.credentials_secret] = SecretValue(
-            "[default]\n"
-            f"aws_access_key_id = swarmai{random_token(12)}\n"
-            f"aws_secret_access_key = {random_token(40)}\n"
-        )
-    if stack.registry.backend_store == "postgres":
-        values[stack.registry.db_password_secret] = SecretValue(random_token(32))
-    if stack.gateway.auth is not None:
-        values[stack.gateway.auth.basic_users_secret] = _htpasswd("swarmai")
-    return values
-
-
-def _htpasswd(user: str) -> SecretValue:
-    import bcrypt
-
-    password = random_token(24)
-    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
-    # Same algorithm; $2y$ is the prefix every htpasswd reader accepts.
-    line = f"{user}:{hashed.replace('$2b$', '$2y$', 1)}\n"
-    return SecretValue(line, reveal=f"{user}:{password}\n")
-
-
-def external_secret_hint(stack: Stack) -> str:
-    return (
-        f"create it with your store's keys: printf '[default]\\naws_access_key_id = KEY\\n"
-        f"aws_secret_access_key = SECRET\\n' | docker secret create "
-        f"{stack.storage.credentials_secret} -"
-    )
-
-
 # --- the models in the registry -----------------------------------------------------
 
 
 def registry_target(stack: Stack, *, offline: bool) -> RegistryTarget:
     """Where ``stack``'s MLflow is reached from, with the server image deploy would use."""
-    images = with_images(stack, offline=offline).images
-    return RegistryTarget(stack.name, f"{stack.name}_{MODELS_NET}", image_for(images, "fastapi"))
+    image = image_for(with_images(stack, offline=offline).images, "fastapi")
+    if stack.image_registry is not None:
+        # On a cluster the CLI's node pulls it from there (by tag: no digest is at hand).
+        image = in_registry(stack.image_registry, image)
+    return RegistryTarget(stack.name, f"{stack.name}_{MODELS_NET}", image)
 
 
 def require_models(engine: Engine, prepared: Prepared, stack_file: Path,

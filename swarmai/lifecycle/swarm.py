@@ -21,6 +21,15 @@ from swarmai.engine import Engine
 from swarmai.errors import OperationError, UsageError
 from swarmai.lifecycle import steps
 from swarmai.lifecycle.converge import wait_rolled_back, watch
+from swarmai.lifecycle.nodes import (
+    NodeFacts,
+    cluster_facts,
+    describe_leftovers,
+    ipvs_on_all,
+    remove_stack_volumes,
+)
+from swarmai.lifecycle.placement import check_devices, ensure_state_node, state_node
+from swarmai.lifecycle.secrets import external_secret_hint, secret_values
 from swarmai.lifecycle.status import ServiceStatus, gpu_ids
 from swarmai.lifecycle.steps import (
     Prepared,
@@ -28,10 +37,10 @@ from swarmai.lifecycle.steps import (
     StartOptions,
     StartReport,
     StopReport,
-    external_secret_hint,
     registry_only_file,
-    secret_values,
+    registry_target,
 )
+from swarmai.render.naming import state_label
 from swarmai.spec import Stack
 
 
@@ -99,17 +108,49 @@ class SwarmBackend:
             for secret in generated:
                 docker.remove_secret(engine, secret)
             report.removed_volumes, report.removed_secrets = stack_volumes, generated
+            self._forget_other_nodes(stack, report, progress)
         else:
             report.kept_volumes, report.kept_secrets = stack_volumes, generated
         return report
+
+    def _forget_other_nodes(self, stack: Stack, report: StopReport, progress: Progress) -> None:
+        """The stack's volumes on the other nodes (model caches, a moved registry's data),
+        removed by a job on each; its state label gone with the data it marked."""
+        facts = cluster_facts(self.engine, probe_image=None)
+        holder = state_node(stack, facts)
+        if holder is not None and stack.registry.node is None:
+            docker.set_node_label(self.engine, holder.node_id, state_label(stack), None)
+        if len(facts) < 2:
+            return  # this node only: its volumes are gone already
+        progress(f"removing the volumes of {stack.name} on {len(facts)} nodes")
+        image = registry_target(stack, offline=False).image
+        results = remove_stack_volumes(self.engine, stack.name, image=image)
+        for result in results:
+            report.removed_volumes.extend(f"{v} on {result.hostname}" for v in result.removed)
+        report.remaining = describe_leftovers(results)
 
     def rows(self, stack: Stack) -> list[ServiceStatus]:
         """Each service of the stack: replicas, health, nodes, GPUs, image."""
         services = docker.stack_services(self.engine, stack.name)
         tasks = docker.service_tasks(self.engine, [s["ID"] for s in services])
-        hostnames = {n["ID"]: n["Description"]["Hostname"] for n in docker.nodes(self.engine)}
-        return [_row(stack, service, tasks, hostnames)
+        facts = cluster_facts(self.engine, probe_image=None)
+        return [_row(stack, service, tasks, facts)
                 for service in sorted(services, key=lambda s: s["Spec"]["Name"])]
+
+    def notes(self, stack: Stack) -> list[str]:
+        """Where the registry's data lives, and each node that is down with what waits
+        for it."""
+        facts = cluster_facts(self.engine, probe_image=None)
+        holder = state_node(stack, facts)
+        notes = [f"registry data: node {holder.hostname}" if holder is not None
+                 else "registry data: no node chosen yet (the first deploy labels one)"]
+        waiting = {row.service: row.waiting_for for row in self.rows(stack) if row.waiting_for}
+        for node in facts:
+            if node.state != "ready":
+                services = sorted(s for s, n in waiting.items() if n == node.hostname)
+                notes.append(f"node {node.hostname} is {node.state}; waiting for it: "
+                             f"{', '.join(services) or 'nothing of this stack'}")
+        return notes
 
     def write_gateway_file(self, stack: Stack, name: str, text: str | None, *,
                            image: str) -> None:
@@ -118,7 +159,9 @@ class SwarmBackend:
 
     # --- the steps of a deploy ------------------------------------------------------
 
-    def check_engine(self) -> None:
+    def check_engine(self, stack: Stack) -> None:
+        """A manager, and every GPU ``stack`` pins advertised and free (else exit 1 now,
+        naming node, device and holder, rather than a task Pending forever)."""
         swarm = docker.info(self.engine).get("Swarm", {})
         if not swarm.get("ControlAvailable"):
             state = swarm.get("LocalNodeState", "inactive")
@@ -127,9 +170,23 @@ class SwarmBackend:
                 "on a manager, or `docker swarm init`, or use `swarmai up` for single-node "
                 "Compose"
             )
+        check_devices(self.engine, stack, cluster_facts(self.engine, probe_image=None))
 
     def push_flags(self, offline: bool) -> str:
         return "--offline" if offline else ""
+
+    def cluster_ipvs(self, prepared: Prepared, options: StartOptions,
+                     progress: Progress) -> bool | None:
+        """With ``ipvs: auto`` on several nodes: IPVS only if every node's kernel has it
+        (a probe job on each); None: keep what this machine's kernel said."""
+        if options.ipvs is not None or prepared.stack.network.ipvs != "auto":
+            return None
+        if len(cluster_facts(self.engine, probe_image=None)) < 2:
+            return None
+        facts = cluster_facts(self.engine, probe_image=prepared.server_image)
+        ipvs = ipvs_on_all(facts)
+        progress(f"ipvs: auto -> {ipvs} on the swarm's {len(facts)} nodes")
+        return ipvs
 
     def ensure_secrets(self, prepared: Prepared, report: StartReport,
                        progress: Progress) -> None:
@@ -159,8 +216,14 @@ class SwarmBackend:
                        options: StartOptions, progress: Progress) -> None:
         """Deploy the registry services alone (without --prune: the model services stay
         as they are); an unchanged registry service is not restarted."""
-        name = prepared.stack.name
-        docker.deploy_stack(self.engine, name, registry_only_file(prepared), prune=False)
+        stack, name = prepared.stack, prepared.stack.name
+        # Before anything of the stack is deployed: a data node that is down changes
+        # nothing, and the first deploy chooses (labels) the node for good.
+        host = ensure_state_node(self.engine, stack, cluster_facts(self.engine,
+                                                                   probe_image=None))
+        progress(f"registry data of {name}: node {host}")
+        docker.deploy_stack(self.engine, name, registry_only_file(prepared), prune=False,
+                            registry_auth=stack.image_registry is not None)
         watch(self.engine, name, services=list(services), since=since,
               timeout_s=options.timeout_s, progress=progress)
 
@@ -168,7 +231,8 @@ class SwarmBackend:
                      progress: Progress) -> None:
         name = prepared.stack.name
         progress(f"deploying stack {name} from {prepared.main_file}")
-        docker.deploy_stack(self.engine, name, prepared.main_file, prune=True)
+        docker.deploy_stack(self.engine, name, prepared.main_file, prune=True,
+                            registry_auth=prepared.stack.image_registry is not None)
         watch(self.engine, name, since=since, timeout_s=options.timeout_s, progress=progress)
 
     def route_host(self, options: StartOptions) -> str:
@@ -189,7 +253,8 @@ class SwarmBackend:
 
 
 def _row(stack: Stack, service: dict[str, Any], tasks: list[dict[str, Any]],
-         hostnames: dict[str, str]) -> ServiceStatus:
+         facts: Sequence[NodeFacts]) -> ServiceStatus:
+    hostnames = {n.node_id: n.hostname for n in facts}
     spec = service["Spec"]
     own = [t for t in tasks if t["ServiceID"] == service["ID"]
            and t.get("DesiredState") == "running"]
@@ -205,4 +270,19 @@ def _row(stack: Stack, service: dict[str, Any], tasks: list[dict[str, Any]],
         nodes=tuple(sorted({hostnames.get(t.get("NodeID", ""), "?") for t in running})),
         gpus=gpu_ids(container.get("Env") or []),
         image=container["Image"].split("@")[0],
+        waiting_for=_waiting_for(spec, facts) if len(running) < desired else "",
     )
+
+
+def _waiting_for(spec: dict[str, Any], facts: Sequence[NodeFacts]) -> str:
+    """The node a service is pinned to (by hostname or label) when that node is not ready."""
+    constraints = (spec["TaskTemplate"].get("Placement") or {}).get("Constraints") or []
+    for constraint in constraints:
+        key, _, value = (part.strip() for part in constraint.partition("=="))
+        for node in facts:
+            pinned = (key == "node.hostname" and node.hostname == value) or (
+                key.startswith("node.labels.")
+                and node.labels.get(key.removeprefix("node.labels.")) == value)
+            if pinned and node.state != "ready":
+                return node.hostname
+    return ""

@@ -100,6 +100,31 @@ def gpu_kind(node: str, device: str) -> str:
     return f"swarmai-gpu-{slug}"
 
 
+def state_label(stack: Stack) -> str:
+    """The node label that marks where ``stack``'s registry data lives on Swarm."""
+    return f"swarmai.state.{stack.name}"
+
+
+def state_constraint(stack: Stack) -> str:
+    """The placement constraint that keeps the registry's services on their data's node.
+
+    Swarm volumes are node-local: a database rescheduled elsewhere would start
+    on an empty volume.  ``registry.node`` names the node; else the stack's
+    state label does (set once by deploy on the manager it runs on).
+    """
+    if stack.registry.node is not None:
+        return f"node.hostname == {stack.registry.node}"
+    return f"node.labels.{state_label(stack)} == true"
+
+
+def state_location(stack: Stack) -> str:
+    """Where the registry's data lives, in words (validate, status)."""
+    if stack.registry.node is not None:
+        return f"node {stack.registry.node} (registry.node)"
+    return (f"the node labelled {state_label(stack)}=true (deploy labels the manager it "
+            "runs on the first time; set registry.node to choose)")
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 

@@ -21,6 +21,9 @@ from swarmai.spec import Gpus, Stack
 # a monitor shorter than that would declare a bad update successful.
 _MONITOR_MARGIN_S = 10
 
+# The registry's services: their volumes are node-local, so they stay on one node.
+STATEFUL_ROLES = ("registry", "database", "storage")
+
 
 def swarm_document(
     stack: Stack, plans: list[ServicePlan], files: Mapping[str, str], *, ipvs: bool
@@ -73,9 +76,15 @@ def _deploy(stack: Stack, plan: ServicePlan, *, ipvs: bool) -> dict[str, Any]:
     if plan.routed_model is not None and plan.route_port is not None:
         labels.update(router_labels(stack, plan.routed_model, plan.route_port, "swarm"))
     deploy["labels"] = labels
-    constraints = _constraints(plan)
-    if constraints:
-        deploy["placement"] = {"constraints": constraints}
+    placement: dict[str, Any] = {}
+    if constraints := _constraints(stack, plan):
+        placement["constraints"] = constraints
+    if plan.role == "model" and plan.placement_node is None and not plan.global_mode:
+        # Replicas of an unpinned model on as many nodes as possible: a lost
+        # node then takes only its share of them.
+        placement["preferences"] = [{"spread": "node.id"}]
+    if placement:
+        deploy["placement"] = placement
     resources: dict[str, Any] = {}
     if limits := common.limits(plan.resources):
         resources["limits"] = limits
@@ -90,8 +99,10 @@ def _deploy(stack: Stack, plan: ServicePlan, *, ipvs: bool) -> dict[str, Any]:
     return deploy
 
 
-def _constraints(plan: ServicePlan) -> list[str]:
+def _constraints(stack: Stack, plan: ServicePlan) -> list[str]:
     constraints = []
+    if plan.role in STATEFUL_ROLES:
+        constraints.append(naming.state_constraint(stack))
     if plan.manager_only:
         constraints.append("node.role == manager")
     if plan.placement_node is not None:

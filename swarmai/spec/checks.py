@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from swarmai.spec.images import DEFAULT_IMAGES
-from swarmai.spec.models import Model, Stack, Target
+from swarmai.spec.models import IMAGE_REGISTRY, IMAGE_REGISTRY_KEY, Model, Stack, Target
 from swarmai.spec.suggest import did_you_mean
 
 Loc = tuple[str | int, ...]
@@ -87,12 +87,20 @@ def _storage(stack: Stack) -> Iterator[Finding]:
 
 
 def _images(stack: Stack) -> Iterator[Finding]:
+    registry = stack.image_registry
+    if registry is not None and not IMAGE_REGISTRY.fullmatch(registry):
+        yield Finding(
+            ("images", IMAGE_REGISTRY_KEY),
+            f"{registry!r} is not a registry address (HOST:PORT, no image name or tag)",
+            "for example registry: 10.0.0.5:5000",
+        )
     for key in stack.images:
-        if key not in DEFAULT_IMAGES:
+        if key != IMAGE_REGISTRY_KEY and key not in DEFAULT_IMAGES:
             yield Finding(
                 ("images", key),
                 f"unknown image key {key!r}",
-                did_you_mean(key, DEFAULT_IMAGES) or "known keys: " + ", ".join(DEFAULT_IMAGES),
+                (did_you_mean(key, [*DEFAULT_IMAGES, IMAGE_REGISTRY_KEY])
+                 or "known keys: " + ", ".join([*DEFAULT_IMAGES, IMAGE_REGISTRY_KEY])),
             )
 
 

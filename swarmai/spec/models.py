@@ -33,6 +33,11 @@ CPUS = re.compile(r"^-?[0-9]+(?:\.[0-9]+)?$")
 ROUTE = re.compile(r"^(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+)+$")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+# HOST[:PORT][/PATH]: a registry address, no tag or digest.
+IMAGE_REGISTRY = re.compile(
+    r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*$")
+# The key of ``images:`` that names a registry rather than an image.
+IMAGE_REGISTRY_KEY = "registry"
 
 
 def _matches(pattern: re.Pattern[str], what: str, example: str) -> AfterValidator:
@@ -140,6 +145,10 @@ class Storage(_Spec):
 class Registry(_Spec):
     backend_store: Literal["sqlite", "postgres"] = "sqlite"
     db_password_secret: SecretName = "mlflow-db-password"
+    # Swarm: the node that keeps the registry's data (MLflow, its database, the
+    # S3 store).  None: the node labelled for this stack, which deploy labels
+    # the first time (the manager it runs on).
+    node: NodeName | None = None
 
 
 class Node(_Spec):
@@ -195,3 +204,8 @@ class Stack(_Spec):
     models: Annotated[tuple[Model, ...], AfterValidator(_non_empty)]
     images: Annotated[Mapping[str, ImageRef], AfterValidator(FrozenDict)] = Field(
         default_factory=FrozenDict)
+
+    @property
+    def image_registry(self) -> str | None:
+        """``images.registry``: where deploy pushes the images and every node pulls them."""
+        return self.images.get(IMAGE_REGISTRY_KEY)

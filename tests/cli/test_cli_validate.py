@@ -45,7 +45,10 @@ def no_traceback(result: Result) -> bool:
 def test_valid_file_exits_0() -> None:
     result = validate(str(VISION))
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"{VISION}: valid for swarm (3 models, 2 pinned GPUs)\n"
+    assert result.stdout == (
+        f"{VISION}: valid for swarm (3 models, 2 pinned GPUs)\n"
+        "registry data on Swarm: the node labelled swarmai.state.vision=true (deploy labels "
+        "the manager it runs on the first time; set registry.node to choose)\n")
     assert result.stderr == ""
 
 
@@ -88,7 +91,10 @@ def test_invalid_file_lists_every_problem_on_stderr(write_stack: Write) -> None:
 def test_json_valid() -> None:
     result = validate(str(VISION), "--output", "json")
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == {"valid": True, "target": "swarm", "problems": []}
+    report = json.loads(result.stdout)
+    assert report == {"valid": True, "target": "swarm", "problems": [],
+                      "registry_data": report["registry_data"]}
+    assert report["registry_data"].startswith("the node labelled swarmai.state.vision=true")
 
 
 def test_json_valid_with_target() -> None:

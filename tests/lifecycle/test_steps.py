@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from swarmai.lifecycle.routes import prediction_url, probe_path, public_url
-from swarmai.lifecycle.steps import registry_only_file, secret_values, state_directory
+from swarmai.lifecycle.secrets import secret_values
+from swarmai.lifecycle.steps import registry_only_file, state_directory
 from swarmai.render import render_bundle
 from swarmai.spec import load_stack
 

@@ -1,0 +1,58 @@
+"""The secrets a stack needs, and the fresh values swarmai generates for missing ones.
+
+A value here is used only when its secret does not exist yet: deploy and up
+never overwrite a secret (a database's password must outlive any deploy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from swarmai.engine import random_token
+from swarmai.spec import Stack
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    content: str
+    # What the user must be told once when the secret is created (a password
+    # whose stored form is a hash); written to a private file, never printed.
+    reveal: str | None = None
+
+
+def secret_values(stack: Stack) -> dict[str, SecretValue]:
+    """A fresh value for each secret swarmai may generate; used only when it is missing.
+
+    An external store's keys cannot be invented, so that secret is not here.
+    """
+    values: dict[str, SecretValue] = {}
+    storage = stack.storage
+    if storage.backend != "external":
+        values[storage.credentials_secret] = SecretValue(
+            "[default]\n"
+            f"aws_access_key_id = swarmai{random_token(12)}\n"
+            f"aws_secret_access_key = {random_token(40)}\n"
+        )
+    if stack.registry.backend_store == "postgres":
+        values[stack.registry.db_password_secret] = SecretValue(random_token(32))
+    if stack.gateway.auth is not None:
+        values[stack.gateway.auth.basic_users_secret] = _htpasswd("swarmai")
+    return values
+
+
+def _htpasswd(user: str) -> SecretValue:
+    import bcrypt
+
+    password = random_token(24)
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+    # Same algorithm; $2y$ is the prefix every htpasswd reader accepts.
+    line = f"{user}:{hashed.replace('$2b$', '$2y$', 1)}\n"
+    return SecretValue(line, reveal=f"{user}:{password}\n")
+
+
+def external_secret_hint(stack: Stack) -> str:
+    return (
+        f"create it with your store's keys: printf '[default]\\naws_access_key_id = KEY\\n"
+        f"aws_secret_access_key = SECRET\\n' | docker secret create "
+        f"{stack.storage.credentials_secret} -"
+    )
