@@ -109,14 +109,23 @@ def node_problems(d: Diagnosis, stack: Stack | None) -> list[str]:
     problems: list[str] = []
     for node in d.nodes:
         problems.extend(f"node {node.hostname}: {p}"
-                        for p in _one_node(node, d.probe_image, local=node.node_id == d.node_id))
+                        for p in _one_node(node, d.probe_image, local=node.node_id == d.node_id,
+                                           fix=_pull_fix(stack)))
     if stack is not None:
         problems.extend(_inventory_problems(d.nodes, stack))
         problems.extend(_ipvs_problems(d, stack))
     return problems
 
 
-def _one_node(node: NodeFacts, probe_image: str, *, local: bool) -> list[str]:
+def _pull_fix(stack: Stack | None) -> str:
+    """What makes swarmai's images pullable: pushed to the stack's registry, or built."""
+    if stack is not None and stack.image_registry is not None:
+        return (f"push them to {stack.image_registry}: `swarmai images push FILE` where they "
+                "were built; and `docker login` it here")
+    return "`swarmai images build` builds them here"
+
+
+def _one_node(node: NodeFacts, probe_image: str, *, local: bool, fix: str) -> list[str]:
     """A node's own problems; ``local``: this engine's node, whose version is checked above."""
     if node.state != "ready":
         return [f"is {node.state}: Swarm runs nothing there until it is Ready again"]
@@ -127,8 +136,7 @@ def _one_node(node: NodeFacts, probe_image: str, *, local: bool) -> list[str]:
                         f"{MIN_ENGINE_MAJOR}: run scripts/install-engine.sh there")
     if node.pulled is False:
         problems.append(f"could not start the probe image {probe_image}: {node.probe_error} "
-                        "(every node must be able to pull swarmai's images; "
-                        "`swarmai images build` builds them here)")
+                        f"(every node must be able to pull swarmai's images; {fix})")
     elif node.probe_error and node.availability == "active":
         problems.append(f"probe failed: {node.probe_error}")
     if node.generic_resources and node.runtimes is not None and "nvidia" not in node.runtimes:
