@@ -6,8 +6,8 @@ and the manager reaches nodes only through Swarm.  So each node gets a service
 in mode ``replicated-job`` pinned to it by node id; the job's stdout is its
 answer, read back with ``docker service logs``.  The services are always
 removed, and named ``swarmai-job-<purpose>-<random>`` and labelled
-``swarmai.job=<purpose>`` so :func:`remove_leftover_jobs` finds any a killed
-run left behind.
+``swarmai.job=<purpose>`` so any a killed run left behind can be found
+(`docker service ls --filter label=swarmai.job`).
 """
 
 from __future__ import annotations
@@ -267,11 +267,3 @@ def _remove(engine: Engine, service_ids: Sequence[str]) -> None:
         raise OperationError("removing swarmai job services failed; remove them with "
                              "`docker service rm` (all carry the label swarmai.job)",
                              stderr="\n".join(failures))
-
-
-def remove_leftover_jobs(engine: Engine) -> list[str]:
-    """Remove every job service a killed run left behind; their names."""
-    with api_errors("listing job services"):
-        found = engine.api.services(filters={"label": JOB_LABEL})
-    _remove(engine, [str(s["ID"]) for s in found])
-    return sorted(str(s["Spec"]["Name"]) for s in found)

@@ -125,12 +125,6 @@ def service_log_tail(engine: Engine, service: str, lines: int = 20) -> str:
         return f"(logs unavailable: {error})"
 
 
-def nodes(engine: Engine) -> list[dict[str, Any]]:
-    with api_errors("listing Swarm nodes"):
-        found: list[dict[str, Any]] = engine.api.nodes()
-    return found
-
-
 def info(engine: Engine) -> dict[str, Any]:
     with api_errors("reading engine info"):
         found: dict[str, Any] = engine.api.info()

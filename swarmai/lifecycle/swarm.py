@@ -131,9 +131,11 @@ class SwarmBackend:
 
     def rows(self, stack: Stack) -> list[ServiceStatus]:
         """Each service of the stack: replicas, health, nodes, GPUs, image."""
+        return self._rows(stack, cluster_facts(self.engine, probe_image=None))
+
+    def _rows(self, stack: Stack, facts: Sequence[NodeFacts]) -> list[ServiceStatus]:
         services = docker.stack_services(self.engine, stack.name)
         tasks = docker.service_tasks(self.engine, [s["ID"] for s in services])
-        facts = cluster_facts(self.engine, probe_image=None)
         return [_row(stack, service, tasks, facts)
                 for service in sorted(services, key=lambda s: s["Spec"]["Name"])]
 
@@ -144,7 +146,8 @@ class SwarmBackend:
         holder = state_node(stack, facts)
         notes = [f"registry data: node {holder.hostname}" if holder is not None
                  else "registry data: no node chosen yet (the first deploy labels one)"]
-        waiting = {row.service: row.waiting_for for row in self.rows(stack) if row.waiting_for}
+        waiting = {row.service: row.waiting_for for row in self._rows(stack, facts)
+                   if row.waiting_for}
         for node in facts:
             if node.state != "ready":
                 services = sorted(s for s, n in waiting.items() if n == node.hostname)
@@ -181,8 +184,8 @@ class SwarmBackend:
         (a probe job on each); None: keep what this machine's kernel said."""
         if options.ipvs is not None or prepared.stack.network.ipvs != "auto":
             return None
-        if len(cluster_facts(self.engine, probe_image=None)) < 2:
-            return None
+        if len(docker.swarm_nodes(self.engine)) < 2:
+            return None  # this machine's kernel is the only one
         facts = cluster_facts(self.engine, probe_image=prepared.server_image)
         ipvs = ipvs_on_all(facts)
         progress(f"ipvs: auto -> {ipvs} on the swarm's {len(facts)} nodes")
