@@ -10,7 +10,10 @@ clients POSTing predictions through the gateway for the whole of each rollout:
    --update-order stop-first` of the model service with Traefik's Swarm
    provider back at its default 15 s refresh;
 3. with --compose: `swarmai promote -t compose` on the same model under
-   Docker Compose (re-created stop-first), to measure Compose's gap.
+   Docker Compose (new containers beside the old, routed, the old drained out
+   of the gateway before they stop: swarmai/lifecycle/compose_roll.py), and
+   its baseline, what `docker compose up` does with a changed service
+   (re-created stop-first).
 
 Prints one row per rollout and each one's ratios against the naive baseline.
 Needs the engine and images of scripts/test.sh (`swarmai images build --offline`).
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -105,6 +109,18 @@ def naive_rollout(port: int) -> None:
     wait_for_version(port, "3")
 
 
+def naive_compose_rollout(stack_name: str, port: int) -> None:
+    """What `docker compose up` does with a changed model service: re-create it stop-first."""
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    state = base / "swarmai" / f"{stack_name}-compose"  # where `swarmai up` renders it
+    document = yaml.safe_load((state / "compose.yml").read_text())
+    document["services"]["model-scorer"]["environment"]["MODEL_URI"] = "models:/scorer/3"
+    (state / "naive.yml").write_text(yaml.safe_dump(document))
+    docker("compose", "-p", stack_name, "--project-directory", str(state), "-f",
+           str(state / "naive.yml"), "up", "-d", "--wait", "model-scorer")
+    wait_for_version(port, "3")
+
+
 def wait_for_version(port: int, version: str, timeout_s: float = 300) -> None:
     """Until 10 answers in a row come from ``version`` (the end of a rollout, as clients see it)."""
     url = f"http://127.0.0.1:{port}/scorer/v1/predict"
@@ -138,10 +154,13 @@ def default_refresh(state: Path) -> None:
 
 
 def report(rows: list[dict[str, Any]]) -> None:
-    baseline = next(r for r in rows if r["rollout"].startswith("naive"))
+    """Each row against the naive rollout on its own target (Swarm or Compose)."""
     print(f"{'rollout':44} {'requests':>8} {'failed':>7} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'seconds':>8}  vs naive: failed, p99")
     for row in rows:
+        compose = "compose" in row["rollout"]
+        baseline = next(r for r in rows if r["rollout"].startswith("naive")
+                        and ("compose" in r["rollout"]) == compose)
         failed_ratio = row["failed"] / baseline["failed"] if baseline["failed"] else float("nan")
         p99_ratio = row["p99_ms"] / baseline["p99_ms"] if baseline["p99_ms"] else float("nan")
         print(f"{row['rollout']:44} {row['requests']:>8} {row['failed']:>7} "
@@ -176,6 +195,9 @@ def main() -> None:
                                 lambda: swarmai("promote", str(compose), "scorer", "--to",
                                                 "production", "--from", "staging",
                                                 "--offline", "-t", "compose")))
+            rows.append(measure("naive docker compose up (stop-first)", PORT + 1,
+                                args.clients, lambda: naive_compose_rollout(f"{NAME}c",
+                                                                            PORT + 1)))
         finally:
             swarmai("down", str(compose), "--volumes", check=False)
     report(rows)

@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "up": "lifecycle_cmds:up",
     "down": "lifecycle_cmds:down",
     "status": "lifecycle_cmds:status",
+    "plan": "plan_cmds:plan",
+    "logs": "logs_cmds:logs",
     "doctor": "lifecycle_cmds:doctor",
     "models": "registry_cmds:models",
     "images": "registry_cmds:images",
@@ -68,9 +70,11 @@ def cli() -> None:
       swarmai render stacks/vision.yaml --target swarm -o out/vision
       swarmai images build --offline
       swarmai up stacks/dev.yaml --offline          # one host, Compose
+      swarmai plan stacks/dev.yaml --offline        # what a deploy would change
       swarmai deploy stacks/dev.yaml --offline      # a Swarm
       swarmai models push stacks/dev.yaml iris model.pkl --alias production
       swarmai status stacks/dev.yaml
+      swarmai logs stacks/dev.yaml iris --follow
       swarmai promote stacks/dev.yaml iris --to production --from staging
     """
 

@@ -18,6 +18,8 @@ from swarmai.cli.common import (
     timeout_option,
     volumes_option,
 )
+from swarmai.cli.plan_cmds import plan_option
+from swarmai.cli.plan_cmds import show_plan as print_plan
 from swarmai.engine import Engine
 from swarmai.images import image_tags
 from swarmai.lifecycle.backend import backend_for
@@ -33,12 +35,13 @@ from swarmai.spec import Stack, Target, load_stack
 @offline_option()
 @state_dir_option()
 @timeout_option(600)
+@plan_option()
 @click.option("--ipvs/--no-ipvs", default=None,
               help="Override network.ipvs [default: the spec; auto probes this manager].")
 @click.option("--gateway-host", default="127.0.0.1", show_default=True,
               help="Host the gateway answers on, for the final route check.")
 def deploy(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: int,
-           ipvs: bool | None, gateway_host: str) -> None:
+           show_plan: bool, ipvs: bool | None, gateway_host: str) -> None:
     """Deploy FILE to the Swarm this engine manages, and wait until it serves.
 
     \b
@@ -57,9 +60,12 @@ def deploy(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: i
     Examples:
       swarmai images build --offline && swarmai deploy stacks/dev.yaml --offline
       swarmai deploy stacks/vision.yaml --timeout 900
+      swarmai deploy stacks/dev.yaml --offline --plan   # what changes, then deploy
     """
     def action() -> StartReport:
         stack = load_stack(stack_file, "swarm")
+        if show_plan:
+            print_plan(stack, "swarm", offline=offline, state_dir=state_dir, ipvs=ipvs)
         options = StartOptions(offline=offline, ipvs=ipvs, timeout_s=timeout_s,
                                gateway_host=gateway_host)
         backend = backend_for("swarm", Engine.from_env(), state_dir=state_dir)
@@ -111,7 +117,9 @@ def rm(stack_file: Path, volumes: bool) -> None:
 @offline_option()
 @state_dir_option()
 @timeout_option(600)
-def up(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: int) -> None:
+@plan_option()
+def up(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: int,
+       show_plan: bool) -> None:
     """Start FILE on this host with Docker Compose, and wait until it serves.
 
     The same steps as deploy: registry first, models checked in MLflow (the
@@ -125,6 +133,8 @@ def up(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: int) 
     """
     def action() -> StartReport:
         stack = load_stack(stack_file, "compose")
+        if show_plan:
+            print_plan(stack, "compose", offline=offline, state_dir=state_dir)
         backend = backend_for("compose", Engine.from_env(), state_dir=state_dir)
         return backend.start(stack, stack_file, StartOptions(offline=offline, timeout_s=timeout_s),
                              progress)

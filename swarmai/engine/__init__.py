@@ -12,13 +12,18 @@ object; callers import from here.
 from __future__ import annotations
 
 from swarmai.engine.compose import (
+    compose_config_hashes,
     compose_down,
     compose_recreate,
+    compose_scale,
     compose_up,
     compose_version,
     container_log_tail,
     inspect_container,
     project_containers,
+    remove_container,
+    signal_container,
+    wait_removed,
 )
 from swarmai.engine.containers import (
     OneoffResult,
@@ -55,6 +60,7 @@ from swarmai.engine.jobs import (
     run_on_each_node,
     swarm_nodes,
 )
+from swarmai.engine.logs import container_log_lines, service_log_lines
 from swarmai.engine.swarm import (
     Reservation,
     SecretReport,
@@ -65,7 +71,9 @@ from swarmai.engine.swarm import (
     generated_secrets,
     generic_reservations,
     info,
+    inspect_image,
     missing_images,
+    networks_labelled,
     random_token,
     remove_config,
     remove_secret,
@@ -84,6 +92,7 @@ from swarmai.engine.swarm import (
     stack_volumes,
     utc_now,
     volume_exists,
+    volumes_labelled,
     write_private_file,
 )
 
@@ -104,10 +113,13 @@ __all__ = [
     "api_errors",
     "build_image",
     "buildkit_failure_lines",
+    "compose_config_hashes",
     "compose_down",
     "compose_recreate",
+    "compose_scale",
     "compose_up",
     "compose_version",
+    "container_log_lines",
     "container_log_tail",
     "containers_labelled",
     "deploy_stack",
@@ -121,14 +133,17 @@ __all__ = [
     "import_rootfs",
     "info",
     "inspect_container",
+    "inspect_image",
     "missing_images",
     "names_a_registry",
+    "networks_labelled",
     "project_containers",
     "pull_image",
     "push_image",
     "random_token",
     "registry_digest",
     "remove_config",
+    "remove_container",
     "remove_secret",
     "remove_stack",
     "remove_volume",
@@ -137,10 +152,12 @@ __all__ = [
     "run_oneoff",
     "secret_names",
     "self_node_id",
+    "service_log_lines",
     "service_log_tail",
     "service_tasks",
     "service_update_state",
     "set_node_label",
+    "signal_container",
     "stack_configs",
     "stack_networks",
     "stack_services",
@@ -149,6 +166,8 @@ __all__ = [
     "tag_image",
     "utc_now",
     "volume_exists",
+    "volumes_labelled",
+    "wait_removed",
     "write_private_file",
     "write_volume_file",
 ]

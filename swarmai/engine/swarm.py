@@ -277,6 +277,20 @@ def containers_labelled(engine: Engine, label: str) -> list[str]:
     return [str(c["Id"]) for c in found]
 
 
+def networks_labelled(engine: Engine, label: str) -> list[str]:
+    """Names of the networks carrying ``label`` (``key=value``)."""
+    with api_errors("listing networks"):
+        found = engine.api.networks(filters={"label": label})
+    return sorted(str(n["Name"]) for n in found)
+
+
+def volumes_labelled(engine: Engine, label: str) -> list[str]:
+    """Names of this node's volumes carrying ``label`` (``key=value``)."""
+    with api_errors("listing volumes"):
+        found = engine.api.volumes(filters={"label": label})
+    return sorted(str(v["Name"]) for v in (found.get("Volumes") or []))
+
+
 def remove_secret(engine: Engine, name: str) -> None:
     with api_errors(f"removing secret {name}"):
         engine.api.remove_secret(name)
@@ -291,3 +305,12 @@ def missing_images(engine: Engine, references: list[str]) -> list[str]:
         except ApiError:
             missing.append(reference)
     return missing
+
+
+def inspect_image(engine: Engine, reference: str) -> dict[str, Any] | None:
+    """``docker image inspect`` of ``reference`` (a tag or id); None when it is not here."""
+    try:
+        found: dict[str, Any] = engine.api.inspect_image(reference)
+    except ApiError:
+        return None
+    return found

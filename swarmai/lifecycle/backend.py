@@ -10,11 +10,14 @@ the CLI and promotion call the interface and never ask which target it is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 from swarmai.engine import Engine
 from swarmai.lifecycle.compose import ComposeBackend
+from swarmai.lifecycle.logs import LogLines, LogOptions
+from swarmai.lifecycle.plan_shapes import LiveState
 from swarmai.lifecycle.status import ServiceStatus
 from swarmai.lifecycle.steps import Progress, StartOptions, StartReport, StopReport
 from swarmai.lifecycle.swarm import SwarmBackend
@@ -55,6 +58,16 @@ class Backend(Protocol):
     def notes(self, stack: Stack) -> list[str]:
         """What the rows do not say: where the registry's data lives, nodes that are down
         and the services waiting for them (Swarm)."""
+        ...
+
+    def live(self, stack: Stack) -> LiveState:
+        """What runs now, as `swarmai plan` compares it (:mod:`.plan_shapes`): services,
+        configs, secret names (never values), networks and volumes."""
+        ...
+
+    def logs(self, stack: Stack, services: Sequence[str], options: LogOptions) -> LogLines:
+        """The log lines of ``services``' replicas (every node), each naming its replica
+        and node: in time order, or (``options.follow``) as they come until interrupted."""
         ...
 
     def write_gateway_file(self, stack: Stack, name: str, text: str | None, *,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,8 +20,11 @@ from typing import Any, Literal
 from swarmai import engine as docker
 from swarmai.engine import Engine
 from swarmai.errors import OperationError, UsageError
-from swarmai.lifecycle import steps
+from swarmai.lifecycle import compose_roll, steps
+from swarmai.lifecycle.logs import LogLines, LogOptions, compose_logs
 from swarmai.lifecycle.logtext import failure_log_lines
+from swarmai.lifecycle.plan_live import compose_live
+from swarmai.lifecycle.plan_shapes import LiveState
 from swarmai.lifecycle.secrets import external_secret_hint, secret_values
 from swarmai.lifecycle.status import ServiceStatus
 from swarmai.lifecycle.steps import (
@@ -32,6 +35,7 @@ from swarmai.lifecycle.steps import (
     StopReport,
     state_directory,
 )
+from swarmai.render import naming
 from swarmai.render.compose import SECRETS_DIR
 from swarmai.spec import Stack
 
@@ -53,8 +57,16 @@ class ComposeBackend:
 
     def restart(self, stack: Stack, service: str, *, timeout_s: float,
                 progress: Progress) -> None:
-        """Re-create ``service`` (same config) and wait until it is healthy."""
-        docker.compose_recreate(self.engine, stack.name, self._compose_file(stack), [service],
+        """Replace ``service``'s containers with fresh ones of the same config, and wait
+        until they are healthy; a model server's without a gap (:mod:`.compose_roll`)."""
+        compose_file = self._compose_file(stack)
+        for model in compose_roll.models_to_roll(self.engine, stack, compose_file,
+                                                 force=[service]):
+            if naming.model_service(model) == service:
+                compose_roll.roll(self.engine, stack, compose_file, model, timeout_s=timeout_s,
+                                  progress=progress, describe_failure=self._failures(stack))
+                return
+        docker.compose_recreate(self.engine, stack.name, compose_file, [service],
                                 timeout_s=int(timeout_s))
 
     def roll_back(self, stack: Stack, service: str, *, timeout_s: float,
@@ -92,6 +104,11 @@ class ComposeBackend:
         del stack
         return []
 
+    def live(self, stack: Stack) -> LiveState:
+        """The project's containers, networks and volumes; its config and secret files."""
+        return compose_live(self.engine, stack,
+                            state_directory(stack, "compose", self.state_dir))
+
     def rows(self, stack: Stack) -> list[ServiceStatus]:
         """Each service of the project: containers, health, GPUs, image."""
         by_service: dict[str, list[dict[str, Any]]] = {}
@@ -110,6 +127,10 @@ class ComposeBackend:
                 gpus=_device_ids(details), image=containers[0]["Image"],
             ))
         return rows
+
+    def logs(self, stack: Stack, services: Sequence[str], options: LogOptions) -> LogLines:
+        """Each container's lines, one stream per container of the services."""
+        return compose_logs(self.engine, stack, services, options)
 
     def write_gateway_file(self, stack: Stack, name: str, text: str | None, *,
                            image: str) -> None:
@@ -157,6 +178,13 @@ class ComposeBackend:
 
     def start_models(self, prepared: Prepared, since: datetime, options: StartOptions,
                      progress: Progress) -> None:
+        # A changed model server is rolled first, beside its old containers; the
+        # `up` that follows then finds it current and starts everything else.
+        for model in compose_roll.models_to_roll(self.engine, prepared.stack,
+                                                 prepared.main_file):
+            compose_roll.roll(self.engine, prepared.stack, prepared.main_file, model,
+                              timeout_s=options.timeout_s, progress=progress,
+                              describe_failure=self._failures(prepared.stack))
         progress(f"starting the model servers of {prepared.stack.name}")
         self._up(prepared, None, options)
 
@@ -165,6 +193,9 @@ class ComposeBackend:
 
     def tidy(self, prepared: Prepared) -> list[str]:
         return []  # Compose keeps no configs apart from the files
+
+    def _failures(self, stack: Stack) -> Callable[[], str]:
+        return lambda: _unhealthy_report(self.engine, stack.name)
 
     def _compose_file(self, stack: Stack) -> Path:
         return state_directory(stack, "compose", self.state_dir) / "compose.yml"

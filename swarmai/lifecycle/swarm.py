@@ -21,6 +21,7 @@ from swarmai.engine import Engine
 from swarmai.errors import OperationError, UsageError
 from swarmai.lifecycle import steps
 from swarmai.lifecycle.converge import wait_rolled_back, watch
+from swarmai.lifecycle.logs import LogLines, LogOptions, swarm_logs
 from swarmai.lifecycle.nodes import (
     NodeFacts,
     cluster_facts,
@@ -29,6 +30,8 @@ from swarmai.lifecycle.nodes import (
     remove_stack_volumes,
 )
 from swarmai.lifecycle.placement import check_devices, ensure_state_node, state_node
+from swarmai.lifecycle.plan_live import swarm_live
+from swarmai.lifecycle.plan_shapes import LiveState
 from swarmai.lifecycle.secrets import external_secret_hint, secret_values
 from swarmai.lifecycle.status import ServiceStatus, gpu_ids
 from swarmai.lifecycle.steps import (
@@ -154,6 +157,14 @@ class SwarmBackend:
                 notes.append(f"node {node.hostname} is {node.state}; waiting for it: "
                              f"{', '.join(services) or 'nothing of this stack'}")
         return notes
+
+    def live(self, stack: Stack) -> LiveState:
+        """The stack's services, configs, networks and volumes, and the secret names."""
+        return swarm_live(self.engine, stack)
+
+    def logs(self, stack: Stack, services: Sequence[str], options: LogOptions) -> LogLines:
+        """Each service's lines from the manager, which gathers every node's tasks."""
+        return swarm_logs(self.engine, stack, services, options)
 
     def write_gateway_file(self, stack: Stack, name: str, text: str | None, *,
                            image: str) -> None:

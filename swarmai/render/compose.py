@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from swarmai.render import common, naming
-from swarmai.render.gateway import router_labels
+from swarmai.render.gateway import ready_check_labels, router_labels
 from swarmai.render.plan import ServicePlan
 from swarmai.spec import Stack
 
@@ -34,6 +34,8 @@ def _service(stack: Stack, plan: ServicePlan, names: set[str]) -> dict[str, Any]
     labels = dict(plan.labels)
     if plan.routed_model is not None and plan.route_port is not None:
         labels.update(router_labels(stack, plan.routed_model, plan.route_port, "compose"))
+        if plan.ready_path is not None:
+            labels.update(ready_check_labels(stack, plan.routed_model, plan.ready_path))
     if labels:
         service["labels"] = labels
     if plan.ports:

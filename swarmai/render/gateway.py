@@ -24,6 +24,11 @@ from swarmai.render.runtimes import DEREGISTER_S, serving_port
 from swarmai.spec import Model, Stack, Target, image_for
 
 STATIC_PATH = "gateway/traefik.yml"
+# The Compose gateway's active health check of model containers: one probe a
+# second drops a draining server well inside its deregistration window
+# (runtimes.DEREGISTER_S); a generous timeout keeps a busy but healthy server in.
+READY_PROBE_INTERVAL_S = 1
+READY_PROBE_TIMEOUT_S = 3
 DYNAMIC_PATH = "gateway/dynamic/routes.yml"
 DYNAMIC_DIR = "/etc/traefik/dynamic"
 # The file provider's directory is a volume, so files can be added while
@@ -162,6 +167,23 @@ def router_labels(stack: Stack, model: Model, port: int, target: Target) -> dict
         # and silently drops every router of the service.
         f"traefik.http.services.{router}.loadbalancer.server.port": str(port),
         f"traefik.{provider}.network": naming.network_name(stack, naming.MODELS_NET, target),
+    }
+
+
+def ready_check_labels(stack: Stack, model: Model, path: str) -> dict[str, str]:
+    """Traefik's active health check of each of ``model``'s containers on ``path``.
+
+    Compose only.  Traefik's Docker provider drops a container when it dies,
+    not when it is asked to stop; a server that turns unready on SIGTERM (and
+    keeps answering meanwhile) is out of routing within a probe interval, so a
+    replaced container stops taking requests before its socket closes.  On
+    Swarm the provider's own poll drops a task once it is told to shut down.
+    """
+    prefix = f"traefik.http.services.{naming.router_name(stack, model)}.loadbalancer.healthcheck"
+    return {
+        f"{prefix}.path": path,
+        f"{prefix}.interval": f"{READY_PROBE_INTERVAL_S}s",
+        f"{prefix}.timeout": f"{READY_PROBE_TIMEOUT_S}s",
     }
 
 

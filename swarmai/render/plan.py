@@ -85,6 +85,10 @@ class ServicePlan:
     # The model whose route the gateway forwards to ``route_port`` of this service.
     routed_model: Model | None = None
     route_port: int | None = None
+    # A path on ``route_port`` that answers 2xx only while the server takes
+    # requests (the FastAPI server's turns 503 on SIGTERM): the gateway's active
+    # health check on Compose, where it is how a stopping container leaves routing.
+    ready_path: str | None = None
     # A service whose readiness others need (compose depends_on service_healthy).
     depends_on: tuple[str, ...] = ()
     stop_grace_s: int = 10

@@ -227,6 +227,7 @@ def _fastapi(stack: Stack, model: Model) -> ServicePlan:
         environment=environment,
         volumes=(Mount("model-cache", naming.MODEL_CACHE),),
         healthcheck=("CMD", "python3", "-c", code),
+        ready_path="/readyz",
     )
 
 
@@ -263,6 +264,7 @@ def _tfserving(stack: Stack, model: Model) -> ServicePlan:
         ),
         files=tuple(files),
         healthcheck=("CMD", "bash", "-c", check),
+        ready_path=f"/v1/models/{model.name}",
     )
 
 
@@ -296,6 +298,7 @@ def _torchserve(stack: Stack, model: Model) -> ServicePlan:
         ),
         files=(_file(model, "config.properties", conf), _file(model, "health.py", conf)),
         healthcheck=("CMD", "python3", health),
+        ready_path="/ping",
     )
 
 
@@ -310,6 +313,7 @@ def _server(
     entrypoint: tuple[str, ...] | None = None,
     volumes: tuple[Mount, ...] = (),
     files: tuple[RenderedFile, ...] = (),
+    ready_path: str | None = None,
 ) -> ServicePlan:
     """What every model server shares: routing, labels, GPUs, drain and roll policy."""
     labels = {
@@ -339,6 +343,7 @@ def _server(
         placement_node=model.gpus.node if model.gpus else None,
         routed_model=model,
         route_port=serving_port(model),
+        ready_path=ready_path,
         depends_on=depends,
         stop_grace_s=_DRAIN_S,
         # An exclusive GPU cannot be held by the old and the new task at once.
