@@ -57,8 +57,8 @@ def plan(stack_file: Path, target: Target, offline: bool, state_dir: Path | None
     Which changes restart: on Swarm every change to the task template does,
     replicas only scale, and the service's own labels (where Traefik's routes
     live) change in place. On Compose any container change re-creates the
-    containers (a route too), replicas only scale, and a config file's
-    content re-creates nothing. The changed fields are the same on both.
+    containers (a route or a mounted file's content too), replicas only
+    scale. The changed fields are the same on both.
 
     \b
     Exit codes (like `terraform plan -detailed-exitcode`, so CI can gate on it):

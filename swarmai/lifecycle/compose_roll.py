@@ -75,9 +75,12 @@ def servers_up(metrics: str, service: str) -> dict[str, bool]:
 def models_to_roll(engine: Engine, stack: Stack, compose_file: Path,
                    *, force: Iterable[str] = ()) -> list[Model]:
     """The models whose running containers differ from the current config (or are in
-    ``force``) and can run twice at once (no exclusive GPU)."""
+    ``force``) and can run twice at once (no exclusive GPU, the same route), while
+    the gateway runs."""
     candidates = [m for m in stack.models if m.gpus is None or m.gpus.share]
     running = _running_by_service(engine, stack.name)
+    if not running.get(naming.GATEWAY):
+        return []  # nothing is routed: the `up` that follows starts it all
     services = [naming.model_service(m) for m in candidates
                 if running.get(naming.model_service(m))]
     hashes = docker.compose_config_hashes(engine, stack.name, compose_file, services)

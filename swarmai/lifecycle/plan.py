@@ -15,8 +15,9 @@ Which changes restart what, per target:
   restart although Swarm keeps a task whose node still satisfies it.
 - Compose: any change to a container's configuration re-creates its
   containers (labels, routes included); replicas only scale; a mounted config
-  file's content is not part of Compose's configuration hash, so it re-creates
-  nothing.
+  file's content re-creates them too (swarmai labels each service with a hash
+  of its files, render/compose.py: a running container never sees a replaced
+  file).
 
 The field names are the same on both targets; only ``restarts`` differs.
 """
@@ -43,7 +44,7 @@ _SYMBOLS = {"create": "+", "change": "~", "remove": "-"}
 # Fields (a name, or a prefix ending in ".") whose change restarts nothing.
 _IN_PLACE: Mapping[str, tuple[str, ...]] = {
     "swarm": ("replicas", "labels."),
-    "compose": ("replicas", "configs."),
+    "compose": ("replicas",),
 }
 # Where a field sorts in a service's list: the model first, maps last.
 _FIELD_ORDER = ("image", "model", "version", "replicas", "resources.", "placement",

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from swarmai import modeluri
+from swarmai.render.compose import FILES_LABEL
 from swarmai.render.naming import content_hash
 from swarmai.spec import Target
 
@@ -151,7 +152,7 @@ def rendered_service(service: Mapping[str, Any], target: Target,
     limits = resources.get("limits") or {}
     reservations = resources.get("reservations") or {}
     placement = deploy.get("placement") or {}
-    own_labels = _texts(service.get("labels"))
+    own_labels = _own(service.get("labels"))
     if target == "swarm":
         labels, container_labels = _texts(deploy.get("labels")), own_labels
         gpus = [r["discrete_resource_spec"]["kind"]
@@ -335,8 +336,10 @@ def format_cpus(nano: int) -> str:
 
 
 def _own(labels: Mapping[str, Any] | None) -> dict[str, str]:
-    """Labels less the ones the engine adds (stack namespace, compose project...)."""
-    return {k: v for k, v in _texts(labels).items() if not k.startswith(ENGINE_LABEL_PREFIXES)}
+    """Labels less the ones the engine adds (stack namespace, compose project...), and
+    the Compose file-contents label: the ``configs.`` fields already show that change."""
+    return {k: v for k, v in _texts(labels).items()
+            if not k.startswith(ENGINE_LABEL_PREFIXES) and k != FILES_LABEL}
 
 
 def _texts(values: Mapping[str, Any] | None) -> dict[str, str]:

@@ -65,7 +65,7 @@ def render_bundle(stack: Stack, target: Target, *, ipvs: bool = True,
               for model in stack.models if model.name in serving.canaries]
     files = _support_files(stack, target)
     if target == "compose":
-        document = compose_document(stack, plans)
+        document = compose_document(stack, plans, files)
         main = COMPOSE_FILE
     else:
         document = swarm_document(stack, plans, files, ipvs=ipvs)

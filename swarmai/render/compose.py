@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from swarmai.render import common, naming
@@ -10,28 +11,39 @@ from swarmai.render.plan import ServicePlan
 from swarmai.spec import Stack
 
 SECRETS_DIR = "secrets"
+FILES_LABEL = "swarmai.files-hash"
 
 
-def compose_document(stack: Stack, plans: list[ServicePlan]) -> dict[str, Any]:
-    """The Compose file for ``plans``; secrets are read from ``secrets/<name>``."""
+def compose_document(stack: Stack, plans: list[ServicePlan],
+                     files: Mapping[str, str]) -> dict[str, Any]:
+    """The Compose file for ``plans``; secrets are read from ``secrets/<name>``;
+    ``files`` holds the bundle's file contents by path."""
     names = {p.name for p in plans}
-    files = {f.key: f.path for p in plans for f in p.files}
+    mounted = {f.key: f.path for p in plans for f in p.files}
     secrets = dict.fromkeys(s for p in plans for s in p.secrets)
     return {
         "name": stack.name,
-        "services": {p.name: _service(stack, p, names) for p in plans},
+        "services": {p.name: _service(stack, p, names, files) for p in plans},
         "networks": {naming.MODELS_NET: {}, naming.REGISTRY_NET: {}},
         "volumes": {key: {} for key in common.volume_keys(plans)},
-        "configs": {key: {"file": f"./{path}"} for key, path in files.items()},
+        "configs": {key: {"file": f"./{path}"} for key, path in mounted.items()},
         "secrets": {name: {"file": f"./{SECRETS_DIR}/{name}"} for name in secrets},
     }
 
 
-def _service(stack: Stack, plan: ServicePlan, names: set[str]) -> dict[str, Any]:
+def _service(stack: Stack, plan: ServicePlan, names: set[str],
+             files: Mapping[str, str]) -> dict[str, Any]:
     service = common.base_service(plan)
+    labels = dict(plan.labels)
     if plan.files:
         service["configs"] = [{"source": f.key, "target": f.target} for f in plan.files]
-    labels = dict(plan.labels)
+        # Compose bind-mounts each file, and the writer replaces a changed file
+        # (a new inode) that a running container never sees; nor does Compose
+        # re-create a container for a file's content.  A label that changes
+        # with the contents makes it re-create the service, as Swarm does with
+        # its content-named configs.
+        labels[FILES_LABEL] = naming.content_hash(
+            "".join(f"{f.target}\n{files[f.path]}" for f in plan.files))
     if plan.routed_model is not None and plan.route_port is not None:
         labels.update(router_labels(stack, plan.routed_model, plan.route_port, "compose"))
         if plan.ready_path is not None:

@@ -215,11 +215,13 @@ def _fastapi(stack: Stack, model: Model) -> ServicePlan:
         environment["SWARMAI_MAX_DELAY_MS"] = str(model.batching.max_delay_ms)
     probe = f"http://127.0.0.1:{naming.FASTAPI_PORT}/readyz"
     # On failure print /readyz's body (MLflow's error), so `docker inspect`
-    # and swarmai's failure report show why the model is not loaded.
+    # and swarmai's failure report show why the model is not loaded; when the
+    # server does not answer at all, one line saying so, not a traceback.
     code = (
         "import sys, urllib.error, urllib.request\n"
         f"try: urllib.request.urlopen({probe!r}, timeout=4)\n"
-        "except urllib.error.HTTPError as e: sys.exit(e.read().decode()[:400])"
+        "except urllib.error.HTTPError as e: sys.exit(e.read().decode()[:400])\n"
+        "except OSError as e: sys.exit(f'no answer on /readyz: {e}')"
     )
     return _server(
         stack, model,

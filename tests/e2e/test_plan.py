@@ -3,7 +3,9 @@
 Per target: deploy (with --plan: the plan is printed first), then `plan` says "no
 changes" (exit 0); the stack edited (replicas 1 -> 2, a memory limit, a route) gives
 exactly those changes and which services restart (exit 3); a new version pushed under
-the alias gives the version change; JSON agrees with the text.  Both targets list the
+the alias gives the version change; JSON agrees with the text; the edits applied,
+plan says "no changes" again and the edited route serves; `swarmai logs` of its two
+replicas is checked there too (logs_checks.py: one deployment serves both).  Both targets list the
 same changed fields; only `restarts` may differ (README: "swarmai plan").  No output
 of any of these commands holds a generated secret value.
 """
@@ -13,12 +15,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lifecycle import engine_snapshot, swarmai
-from test_promotion import MAKE_MODELS
+from lifecycle import engine_snapshot, post, swarmai, wait_until
+from logs_checks import check_logs
+from test_promotion import MAKE_MODELS, PAYLOAD
 
 from swarmai.lifecycle.plan import format_text
 
@@ -67,6 +71,17 @@ def _secret_values(target: str, state: Path) -> list[str]:
     tokens = [t for text in texts for t in text.replace("=", " ").split() if len(t) >= 12]
     assert tokens, f"no generated secret found for {target}"
     return tokens
+
+
+def _status(path: str) -> int:
+    """The gateway's status for a prediction on ``path``, once it has the route (or 404)."""
+    def answered() -> int | None:
+        try:
+            return post(f"http://127.0.0.1:{PORT}{path}", PAYLOAD)[0]
+        except urllib.error.HTTPError as error:
+            return None if error.code in (502, 503) else error.code
+    status: int = wait_until(answered, 30, f"an answer on {path}")
+    return status
 
 
 def _ours() -> dict[str, set[str]]:
@@ -129,6 +144,17 @@ def _exercise(target: str, root: Path) -> dict[str, Any]:
         found["bumped"] = json.loads(bumped.stdout)
         found["bumped_text"] = format_text(found["bumped"])
 
+        # Applying the edits leaves nothing to plan, and the edited route serves
+        # (the gateway reads the new routes file: Compose re-created it).
+        applied = run(*start, str(edited), *flags)
+        assert applied.returncode == 0, applied.stderr
+        again = run("plan", str(edited), *plan_flags)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert again.stdout.startswith(f"stack {NAME} ({target}): no changes\n")
+        assert _status("/scored/v1/predict") == 200
+        assert _status("/scorer/v1/predict") == 404
+        check_logs(edited, target, PORT, "/scored", "2")  # the two replicas it now runs
+
         secrets = _secret_values(target, state)
         leaked = [t for t in secrets for output in outputs if t in output]
         assert not leaked, f"plan output holds a secret value on {target}"
@@ -160,13 +186,13 @@ def test_plan_on_swarm_and_compose(tmp_path: Path, offline_images: dict[str, str
     ]
     # What restarts, truthfully per target: Swarm rolls the gateway onto its new config
     # and updates the route label in place; Compose re-creates a container whose labels
-    # changed, but not for a mounted file's content.
+    # changed, and one whose mounted files did (swarmai labels it with their hash).
     restarts = {t: {(c["name"], f["field"]): f["restarts"] for c in plans[t]["edited"]["changes"]
                     for f in c["fields"]} for t in plans}
     assert restarts["swarm"][("model-scorer", ROUTE_LABEL)] is False
     assert restarts["compose"][("model-scorer", ROUTE_LABEL)] is True
     assert restarts["swarm"][("gateway", ROUTES_CONFIG)] is True
-    assert restarts["compose"][("gateway", ROUTES_CONFIG)] is False
+    assert restarts["compose"][("gateway", ROUTES_CONFIG)] is True
     for target in plans:
         assert restarts[target][("model-scorer", "replicas")] is False
         assert restarts[target][("model-scorer", "resources.limits.memory")] is True

@@ -257,11 +257,11 @@ def test_the_same_edits_change_the_same_fields_on_both_targets(
         ("1", "2"), ("1", "2"), ("700M", "800M")]
     assert [c["name"] for c in swarm] == ["gateway", "model-scorer", "traefik-routes"]
     # Restarts differ, and say why: Swarm updates service labels in place but rolls the
-    # gateway onto its new config; Compose re-creates on labels, not on a file's content.
+    # gateway onto its new config; Compose re-creates on labels and on a file's content.
     restarts = {(c["name"]): c["restarts"] for c in swarm if c["kind"] == "service"}
     assert restarts == {"gateway": True, "model-scorer": True}
     assert {c["name"]: c["restarts"] for c in compose if c["kind"] == "service"} == {
-        "gateway": False, "model-scorer": True}
+        "gateway": True, "model-scorer": True}
     route = by_name["model-scorer"]["fields"][3]
     assert route["restarts"] is False
     assert {f["field"]: f["restarts"] for c in compose for f in c["fields"]}[
@@ -273,8 +273,7 @@ def test_restart_rules() -> None:
     assert not field_restarts("labels.traefik.enable", "swarm")
     assert field_restarts("labels.traefik.enable", "compose")
     assert field_restarts("container_labels.x", "swarm")
-    assert field_restarts("configs./etc/x", "swarm") and not field_restarts("configs./x",
-                                                                          "compose")
+    assert field_restarts("configs./etc/x", "swarm") and field_restarts("configs./x", "compose")
     for name in ("image", "version", "env.X", "resources.limits.memory", "placement", "ports"):
         assert field_restarts(name, "swarm") and field_restarts(name, "compose")
 
