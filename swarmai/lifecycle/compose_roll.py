@@ -109,7 +109,7 @@ def same_routing(labels: dict[str, str], containers: list[dict[str, Any]]) -> bo
 def roll(engine: Engine, stack: Stack, compose_file: Path, model: Model, *,
          timeout_s: float, progress: Progress, describe_failure: Callable[[], str]) -> None:
     """Replace ``model``'s running containers with new ones, never leaving its route
-    without a ready server (steps 1-4 above)."""
+    without a ready server (the steps above)."""
     service = naming.model_service(model)
     old = _replicas(engine, stack, service, model)
     old_ids = {r.container for r in old}
