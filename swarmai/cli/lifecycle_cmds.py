@@ -151,6 +151,10 @@ def up(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: int,
 def down(stack_file: Path, state_dir: Path | None, volumes: bool) -> None:
     """Stop what `swarmai up FILE` started; data stays unless --volumes.
 
+    Without the state directory `up` wrote (an interrupted run, another
+    --state-dir), the project is found by its Compose labels and removed all
+    the same; its secret files then stay where they were.
+
     \b
     Examples:
       swarmai down stacks/dev.yaml
@@ -162,6 +166,8 @@ def down(stack_file: Path, state_dir: Path | None, volumes: bool) -> None:
         return backend.stop(stack, volumes=volumes, progress=progress)
 
     report = run_action(action)
+    for name in report.removed_volumes:
+        click.echo(f"removed volume {name}")
     if report.removed_secrets_dir is not None:
         click.echo(f"removed secrets in {report.removed_secrets_dir}")
     click.echo("down")

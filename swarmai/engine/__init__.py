@@ -22,6 +22,7 @@ from swarmai.engine.compose import (
     inspect_container,
     project_containers,
     remove_container,
+    remove_project_by_labels,
     signal_container,
     wait_removed,
 )
@@ -144,6 +145,7 @@ __all__ = [
     "registry_digest",
     "remove_config",
     "remove_container",
+    "remove_project_by_labels",
     "remove_secret",
     "remove_stack",
     "remove_volume",

@@ -85,6 +85,31 @@ def compose_down(engine: Engine, project: str, compose_file: Path, *, volumes: b
         _compose(engine, project, compose_file).compose.down(volumes=volumes, quiet=True)
 
 
+def remove_project_by_labels(engine: Engine, project: str, *, volumes: bool) -> list[str]:
+    """Remove what Compose labelled as ``project`` (containers, networks and, with
+    ``volumes``, volumes) when its compose file is gone: an interrupted run, a lost or
+    different state directory.  Returns what was removed, ``kind name`` each."""
+    label = f"{COMPOSE_PROJECT_LABEL}={project}"
+    removed: list[str] = []
+    for container in project_containers(engine, project):
+        remove_container(engine, str(container["Id"]))
+        removed.append(f"container {str(container['Names'][0]).lstrip('/')}")
+    with api_errors(f"listing the networks of {project}"):
+        networks = engine.api.networks(filters={"label": label})
+    for network in networks:
+        with api_errors(f"removing network {network['Name']}"):
+            engine.api.remove_network(network["Id"])
+        removed.append(f"network {network['Name']}")
+    if volumes:
+        with api_errors(f"listing the volumes of {project}"):
+            found = engine.api.volumes(filters={"label": label}).get("Volumes") or []
+        for volume in found:
+            with api_errors(f"removing volume {volume['Name']}"):
+                engine.api.remove_volume(volume["Name"])
+            removed.append(f"volume {volume['Name']}")
+    return removed
+
+
 def compose_version(engine: Engine) -> str:
     """The Compose v2 plugin's version, or "missing"."""
     try:

@@ -83,8 +83,7 @@ class ComposeBackend:
         directory = state_directory(stack, "compose", self.state_dir)
         compose_file = directory / "compose.yml"
         if not compose_file.is_file():
-            raise UsageError(f"stack {stack.name} has no Compose state in {directory}; "
-                             "nothing to stop (was it started with `swarmai up`?)")
+            return self._stop_by_labels(stack, directory, volumes=volumes, progress=progress)
         docker.compose_down(self.engine, stack.name, compose_file, volumes=volumes)
         report = StopReport()
         secrets = directory / SECRETS_DIR
@@ -92,6 +91,20 @@ class ComposeBackend:
             shutil.rmtree(secrets)
             report.removed_secrets_dir = secrets
         return report
+
+    def _stop_by_labels(self, stack: Stack, directory: Path, *, volumes: bool,
+                        progress: Progress) -> StopReport:
+        """Without its compose file (an interrupted `up`, a lost or different state
+        directory), the project is still found by Compose's labels: remove that."""
+        removed = docker.remove_project_by_labels(self.engine, stack.name, volumes=volumes)
+        if not removed:
+            raise UsageError(f"stack {stack.name} has no Compose state in {directory} and no "
+                             "containers or networks on this engine; nothing to stop "
+                             "(was it started with `swarmai up`?)")
+        progress(f"no Compose state in {directory}: removed project {stack.name} by its "
+                 f"labels ({len(removed)} objects)")
+        return StopReport(removed_volumes=[name.split(" ", 1)[1] for name in removed
+                                           if name.startswith("volume ")])
 
     def cluster_ipvs(self, prepared: Prepared, options: StartOptions,
                      progress: Progress) -> bool | None:

@@ -54,6 +54,14 @@ def test_compose_lifecycle(tmp_path: Path, offline_images: dict[str, str],
     assert again.returncode == 0, again.stderr
     assert _containers() == containers, "an unchanged `up` recreated containers"
 
-    stopped = swarmai("down", str(stack), "--volumes", *state)
+    # As after an interrupted run: `up`'s state directory is not the one at hand.
+    # The project is found by its Compose labels and removed all the same.
+    lost = ["--state-dir", str(tmp_path / "lost")]
+    stopped = swarmai("down", str(stack), "--volumes", *lost)
     assert stopped.returncode == 0, stopped.stderr
+    assert "removed project e2ecompose by its labels" in stopped.stderr
+    assert f"removed volume {NAME}_" in stopped.stdout
     assert engine_snapshot() == before
+    again = swarmai("down", str(stack), "--volumes", *lost)
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert "nothing to stop" in again.stderr and "Traceback" not in again.stderr
