@@ -19,6 +19,7 @@ from swarmai.engine.core import (
     api_errors,
     engine_errors,
 )
+from swarmai.engine.swarm import networks_labelled, remove_volume, volumes_labelled
 from swarmai.errors import OperationError
 
 # --- compose ------------------------------------------------------------------
@@ -94,19 +95,13 @@ def remove_project_by_labels(engine: Engine, project: str, *, volumes: bool) -> 
     for container in project_containers(engine, project):
         remove_container(engine, str(container["Id"]))
         removed.append(f"container {str(container['Names'][0]).lstrip('/')}")
-    with api_errors(f"listing the networks of {project}"):
-        networks = engine.api.networks(filters={"label": label})
-    for network in networks:
-        with api_errors(f"removing network {network['Name']}"):
-            engine.api.remove_network(network["Id"])
-        removed.append(f"network {network['Name']}")
-    if volumes:
-        with api_errors(f"listing the volumes of {project}"):
-            found = engine.api.volumes(filters={"label": label}).get("Volumes") or []
-        for volume in found:
-            with api_errors(f"removing volume {volume['Name']}"):
-                engine.api.remove_volume(volume["Name"])
-            removed.append(f"volume {volume['Name']}")
+    for network in networks_labelled(engine, label):
+        with api_errors(f"removing network {network}"):
+            engine.api.remove_network(network)
+        removed.append(f"network {network}")
+    for volume in volumes_labelled(engine, label) if volumes else []:
+        remove_volume(engine, volume)
+        removed.append(f"volume {volume}")
     return removed
 
 
