@@ -3,12 +3,16 @@
 ``ModelServer`` wires the pieces (model holder, batcher, metrics) and builds the
 FastAPI app.  Endpoints:
 
-- ``GET /healthz``: the process is alive (200 always).
+- ``GET /healthz``: the process is alive (200 always, and fast: nothing heavy
+  runs on the event loop).
 - ``GET /readyz``: 200 once the model is loaded; 503 with the reason while
-  loading, after a failed load (MLflow's message) and while draining.
+  loading, after a failed load (shortened, internal addresses blanked), while
+  a model call runs past the prediction timeout, and while draining.
 - ``GET /v1/models``: which model and version this replica serves.
-- ``POST /v1/predict`` (and MLflow's ``/invocations``): MLflow scoring payloads.
+- ``POST /v1/predict`` (and MLflow's ``/invocations``): MLflow scoring payloads;
+  see :mod:`predicting` for what each status means.
 - ``GET /metrics``: Prometheus text format.
+- ``/docs``, ``/redoc``, ``/openapi.json`` only with ``SWARMAI_DOCS=1``.
 
 Every response carries ``X-Model-Name`` and ``X-Model-Version`` so a client
 behind the gateway can tell which replica's model answered.
@@ -17,21 +21,20 @@ behind the gateway can tell which replica's model answered.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from swarmai.incontainer.server.asgi import BodyLimit, ModelHeaders
 from swarmai.incontainer.server.batching import Batcher
 from swarmai.incontainer.server.config import Settings
 from swarmai.incontainer.server.loader import LoadedModel, ModelLoader, parse_model_uri
 from swarmai.incontainer.server.metrics import Metrics
-from swarmai.incontainer.server.outputs import to_jsonable
-from swarmai.incontainer.server.payload import PayloadError, parse_body
+from swarmai.incontainer.server.predicting import Predictions
 from swarmai.incontainer.server.state import ModelHolder
 
 log = logging.getLogger(__name__)
@@ -40,8 +43,6 @@ PREDICT_PATHS = frozenset({"/v1/predict", "/invocations"})
 NAME_HEADER = "X-Model-Name"
 VERSION_HEADER = "X-Model-Version"
 UNKNOWN_VERSION = "unknown"
-# MLflow marks input/schema errors with this code; they are the client's fault.
-_CLIENT_ERROR_CODES = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST"})
 
 
 class ModelServer:
@@ -61,7 +62,9 @@ class ModelServer:
             max_batch_size=settings.max_batch_size,
             max_delay_s=settings.max_delay_ms / 1000.0,
             on_batch=self.metrics.batch_rows.observe,
+            max_queue=settings.max_queue,
         )
+        self.predictions = Predictions(settings, self.holder, self.batcher, self.metrics)
         self.app = self._build_app()
 
     @property
@@ -88,6 +91,16 @@ class ModelServer:
         predict: Any = loaded.model.predict  # pyfunc models take params=; the protocol need not
         return predict(data, params=params)
 
+    def not_ready_reason(self) -> str | None:
+        """``None`` when the gateway should send traffic here, else why not."""
+        reason = self.holder.not_ready_reason()
+        running = self.batcher.running_for()
+        if reason is None and running is not None and running > self.settings.predict_timeout_s:
+            # Requests would only queue behind it and time out: let the
+            # gateway (and Docker's healthcheck) route around this replica.
+            reason = f"model stuck: a prediction has run {running:.0f} s"
+        return reason
+
     @asynccontextmanager
     async def _lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
         self.batcher.start()
@@ -101,33 +114,42 @@ class ModelServer:
             await self.batcher.stop()
 
     def _build_app(self) -> FastAPI:
-        app = FastAPI(title=f"swarmai model server: {self.model_name}", lifespan=self._lifespan)
-        app.middleware("http")(self._headers_and_metrics)
+        docs = self.settings.docs
+        app = FastAPI(
+            title=f"swarmai model server: {self.model_name}",
+            lifespan=self._lifespan,
+            docs_url="/docs" if docs else None,
+            redoc_url="/redoc" if docs else None,
+            openapi_url="/openapi.json" if docs else None,
+        )
+        # The last added runs first: headers and metrics see the 413s too.
+        app.add_middleware(
+            BodyLimit,
+            max_bytes=self.settings.max_body_bytes,
+            on_reject=self.metrics.rejected.labels("too_large").inc,
+        )
+        app.add_middleware(ModelHeaders, headers=self._headers, on_response=self._observe)
         app.get("/healthz")(self._healthz)
         app.get("/readyz")(self._readyz)
         app.get("/v1/models")(self._models)
         app.get("/metrics")(self._metrics)
         for path in sorted(PREDICT_PATHS):
-            app.post(path)(self._predict_endpoint)
+            app.post(path)(self.predictions.endpoint)
         return app
 
-    async def _headers_and_metrics(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers[NAME_HEADER] = self.model_name
-        response.headers[VERSION_HEADER] = self.version
-        if request.url.path in PREDICT_PATHS:
-            self.metrics.requests.labels(str(response.status_code)).inc()
-            self.metrics.latency.observe(time.perf_counter() - started)
-        return response
+    def _headers(self) -> dict[str, str]:
+        return {NAME_HEADER: self.model_name, VERSION_HEADER: self.version}
+
+    def _observe(self, path: str, status: int, seconds: float) -> None:
+        if path in PREDICT_PATHS:
+            self.metrics.requests.labels(str(status)).inc()
+            self.metrics.latency.observe(seconds)
 
     async def _healthz(self) -> dict[str, bool]:
         return {"alive": True}
 
     async def _readyz(self) -> JSONResponse:
-        reason = self.holder.not_ready_reason()
+        reason = self.not_ready_reason()
         if reason is None:
             return JSONResponse({"ready": True})
         return JSONResponse({"ready": False, "error": reason}, status_code=503)
@@ -139,27 +161,8 @@ class ModelServer:
             "registered_name": loaded.registered_name if loaded else None,
             "version": loaded.version if loaded else None,
             "uri": self.settings.model_uri,
-            "ready": self.holder.not_ready_reason() is None,
+            "ready": self.not_ready_reason() is None,
         }
 
     async def _metrics(self) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
-
-    async def _predict_endpoint(self, request: Request) -> JSONResponse:
-        reason = self.holder.not_serving_reason()
-        if reason is not None:
-            return _error(503, reason)
-        try:
-            item = parse_body(await request.body())
-        except PayloadError as error:
-            return _error(400, str(error))
-        try:
-            output = await self.batcher.submit(item)
-        except Exception as error:
-            status = 400 if getattr(error, "error_code", None) in _CLIENT_ERROR_CODES else 500
-            return _error(status, f"prediction failed: {error or type(error).__name__}")
-        return JSONResponse({"predictions": to_jsonable(output)})
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)

@@ -11,13 +11,18 @@ The model runs in a thread (``asyncio.to_thread``) so the event loop keeps
 accepting requests and answering probes while it computes.  Only one
 ``predict`` runs at a time: models are rarely thread-safe, and on a GPU
 parallel calls only contend.
+
+The queue is bounded (``max_queue``): a full one refuses at once with
+:class:`Overloaded` rather than growing until the process runs out of memory.
+``running_for`` tells how long the current model call has run, so readiness
+can fail while the model is stuck.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,10 +33,16 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 from swarmai.incontainer.server.outputs import split_predictions
 from swarmai.incontainer.server.payload import ModelInput
 
-log = logging.getLogger(__name__)
-
 # Runs the model: (combined data, params) -> output with one entry per row.
 PredictFn = Callable[[Any, dict[str, Any] | None], Any]
+
+
+class Overloaded(RuntimeError):
+    """The queue is full; the request was not queued."""
+
+
+class ShuttingDown(RuntimeError):
+    """The server stopped before the request was answered."""
 
 
 @dataclass(eq=False)
@@ -49,6 +60,7 @@ class Batcher:
         max_batch_size: int = 1,
         max_delay_s: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
+        max_queue: int = 64,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
@@ -56,11 +68,19 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_delay_s = max(0.0, max_delay_s)
         self._on_batch = on_batch
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        # Requests that timed out stay queued until the worker skips them, so
+        # this also bounds what a stuck model accumulates.
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max(1, max_queue))
         self._held: _Pending | None = None  # took it, but it did not fit the last batch
         # The batch being collected or computed: out of the queue, not yet answered.
         self._batch: list[_Pending] = []
         self._worker: asyncio.Task[None] | None = None
+        self._busy_since: float | None = None  # time.monotonic() when predict began
+
+    def running_for(self) -> float | None:
+        """Seconds the current model call has run, ``None`` when the model is idle."""
+        since = self._busy_since
+        return None if since is None else time.monotonic() - since
 
     def start(self) -> None:
         """Start the worker on the running event loop."""
@@ -79,14 +99,21 @@ class Batcher:
         while not self._queue.empty():
             leftovers.append(self._queue.get_nowait())
         for pending in leftovers:
-            _settle(pending, error=RuntimeError("server is shutting down"))
+            _settle(pending, error=ShuttingDown("server is shutting down"))
 
     async def submit(self, item: ModelInput) -> Any:
-        """Queue ``item`` and wait for its share of the predictions."""
+        """Queue ``item`` and wait for its share of the predictions.
+
+        Raises :class:`Overloaded` at once when the queue is full; cancelling
+        the wait (a timeout) leaves the item to be skipped, not computed.
+        """
         if self._worker is None:
-            raise RuntimeError("batcher is not running")
+            raise ShuttingDown("batcher is not running")
         pending = _Pending(item, asyncio.get_running_loop().create_future())
-        self._queue.put_nowait(pending)
+        try:
+            self._queue.put_nowait(pending)
+        except asyncio.QueueFull:
+            raise Overloaded(f"{self._queue.maxsize} requests are queued already") from None
         return await pending.future
 
     async def _run(self) -> None:
@@ -102,13 +129,17 @@ class Batcher:
         batch = [p for p in collected if not p.future.done()]
         if not batch:
             return
+        # No logging here: whether a failure is the client's input or a server
+        # fault is the HTTP layer's call, and only the latter earns a traceback.
+        self._busy_since = time.monotonic()
         try:
             outputs = await asyncio.to_thread(self._predict_batch, [p.item for p in batch])
         except Exception as error:
-            log.exception("predict failed for a batch of %d request(s)", len(batch))
             for pending in batch:
                 _settle(pending, error=error)
             return
+        finally:
+            self._busy_since = None
         for pending, output in zip(batch, outputs, strict=True):
             _settle(pending, result=output)
 

@@ -14,6 +14,7 @@ from typing import TypeVar
 from swarmai.errors import SwarmaiError
 
 DEFAULT_CACHE_DIR = "/var/cache/swarmai/models"
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 N = TypeVar("N", int, float)
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's names
@@ -47,6 +48,20 @@ class Settings:
     # swarmai's stacks) before its socket closes.  0 closes at once.
     deregister_seconds: float = 0.0
     log_level: str = "info"
+    # Overload and abuse limits: past each one the server sheds the request
+    # (4xx/5xx at once) instead of buffering it and falling over.
+    # Largest request body in bytes (413 beyond), from Content-Length and
+    # counted while a chunked body streams in.
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Predictions being read, queued or computed on this replica; one more is
+    # refused with 503 and Retry-After, so the gateway can try another replica.
+    max_queue: int = 64
+    # Seconds a prediction may take, queueing included (504 beyond).  A model
+    # call running longer than this makes /readyz fail until it returns.
+    predict_timeout_s: float = 30.0
+    # Serve /docs, /redoc and /openapi.json: off, since they describe the
+    # server to anyone who can reach it and no client needs them.
+    docs: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -55,6 +70,7 @@ class Settings:
         model_uri = env.get("MODEL_URI", "").strip()
         if not model_uri:
             raise ConfigError("MODEL_URI is not set (for example models:/churn@production)")
+        _require_one_worker(env)
         return cls(
             model_uri=model_uri,
             tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
@@ -68,6 +84,12 @@ class Settings:
             deregister_seconds=_number(env, "SWARMAI_DEREGISTER_SECONDS", float, 0.0,
                                        minimum=0),
             log_level=_log_level(env.get("SWARMAI_LOG_LEVEL") or "info"),
+            max_body_bytes=_number(env, "SWARMAI_MAX_BODY_BYTES", int, DEFAULT_MAX_BODY_BYTES,
+                                   minimum=1),
+            max_queue=_number(env, "SWARMAI_MAX_QUEUE", int, 64, minimum=1),
+            predict_timeout_s=_number(env, "SWARMAI_PREDICT_TIMEOUT_S", float, 30.0,
+                                      minimum=0.001),
+            docs=_flag(env, "SWARMAI_DOCS"),
         )
 
 
@@ -91,6 +113,26 @@ def _number(
         upper = f" and at most {maximum:g}" if maximum is not None else ""
         raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}{upper}")
     return value
+
+
+def _require_one_worker(env: Mapping[str, str]) -> None:
+    # One uvicorn process per replica: several workers would each load the
+    # model, keep their own metrics and queue limit, and miss the drain that
+    # runner._DrainingServer runs.  Scale with replicas instead; a stack asking
+    # for more must fail loudly rather than be silently ignored.
+    workers = _number(env, "SWARMAI_WORKERS", int, 1, minimum=1)
+    if workers != 1:
+        raise ConfigError(f"SWARMAI_WORKERS={workers} is not supported: the server runs one "
+                          "worker process per replica; scale with replicas instead")
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name}={raw!r} is not a flag (write 1 or 0)")
 
 
 def _log_level(raw: str) -> str:

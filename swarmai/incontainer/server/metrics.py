@@ -37,6 +37,29 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # Shedding, by cause: an operator tells overload from abuse from a
+        # stuck model without reading logs.
+        self.in_flight = Gauge(
+            "swarmai_requests_in_flight",
+            "Prediction requests being read, queued or computed.",
+            registry=self.registry,
+        )
+        self.shed = Counter(
+            "swarmai_requests_shed",
+            "Prediction requests refused with 503 because the queue was full.",
+            registry=self.registry,
+        )
+        self.timed_out = Counter(
+            "swarmai_requests_timed_out",
+            "Prediction requests answered 504: the model did not answer in time.",
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "swarmai_requests_rejected",
+            "Requests refused as the client's mistake (4xx), by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.batch_rows = Histogram(
             "swarmai_batch_size",
             "Rows per model.predict call.",

@@ -26,6 +26,27 @@ class PayloadError(ValueError):
     """The request body is not a scoring payload we accept (answered with 400)."""
 
 
+# The media types a body may be sent as (MLflow's ``application/json;
+# format=pandas-split`` and friends carry parameters; the key inside the body
+# says the format).  No CSV: its column types would be guesses.
+JSON_MEDIA_TYPES = ("application/json",)
+
+
+def unsupported_media_type(content_type: str | None) -> str | None:
+    """``None`` when a body of ``content_type`` is acceptable, else why not.
+
+    A missing Content-Type is read as JSON: hand-written clients often omit
+    it, and the body is still parsed strictly.
+    """
+    if not content_type:
+        return None
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type in JSON_MEDIA_TYPES:
+        return None
+    accepted = ", ".join(JSON_MEDIA_TYPES)
+    return f"Content-Type {media_type!r} is not supported; send {accepted}"
+
+
 @dataclass(frozen=True, eq=False)
 class ModelInput:
     """One request's rows, ready for ``model.predict``.
@@ -41,11 +62,22 @@ class ModelInput:
 
 
 def parse_body(body: bytes) -> ModelInput:
-    """Decode a JSON request body; see :func:`parse_payload`."""
+    """Decode a JSON request body; see :func:`parse_payload`.
+
+    CPU-bound on large bodies: the server runs it in a worker thread.
+    """
+    # Every way json.loads can fail on hostile input is the client's mistake
+    # and must not escape as a 500 (the order matters: subclasses first).
     try:
         payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except json.JSONDecodeError as error:
         raise PayloadError(f"request body is not valid JSON: {error}") from None
+    except UnicodeDecodeError:
+        raise PayloadError("request body is not valid JSON: it is not UTF-8 text") from None
+    except RecursionError:
+        raise PayloadError("request body is not valid JSON: it nests too deeply") from None
+    except ValueError:  # int() refuses numbers of more than 4300 digits
+        raise PayloadError("request body holds a number with too many digits") from None
     return parse_payload(payload)
 
 
@@ -102,7 +134,10 @@ def _split_frame(value: object) -> Any:
 def _records_frame(value: object) -> Any:
     if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
         raise PayloadError("dataframe_records must be a list of objects (one per row)")
-    return pd.DataFrame.from_records(value)
+    try:
+        return pd.DataFrame.from_records(value)
+    except (ValueError, TypeError) as error:
+        raise PayloadError(f"dataframe_records does not form a table: {error}") from None
 
 
 def _frame_input(frame: Any, params: dict[str, Any] | None) -> ModelInput:
@@ -124,12 +159,15 @@ def _array_input(fmt: str, value: object, params: dict[str, Any] | None) -> Mode
         raise PayloadError(f"{fmt} must be a list with one entry per row")
     try:
         array = np.asarray(value)
-    except ValueError as error:
+    except (ValueError, TypeError, OverflowError) as error:
         raise PayloadError(f"{fmt} is not a regular (non-ragged) array: {error}") from None
     if array.ndim == 0 or array.shape[0] == 0:
         raise PayloadError("the request has no rows")
     if array.dtype == object:
-        raise PayloadError(f"{fmt} mixes value types that do not form one array")
+        raise PayloadError(
+            f"{fmt} mixes value types that do not form one array "
+            "(or holds integers too large for 64 bits)"
+        )
     key = ("tensor", array.shape[1:], array.dtype.str, _params_key(params))
     return ModelInput(data=array, rows=int(array.shape[0]), params=params, key=key)
 

@@ -4,7 +4,9 @@ Loading runs in a daemon thread so ``/healthz`` answers from the first second
 (a large download must not make Docker think the container is dead) and so a
 hung download never blocks shutdown.  A failed load is retried with capped
 backoff: in a fresh stack the registry often starts after the model servers.
-The last error stays visible on ``/readyz`` and in the log meanwhile.
+The last error stays visible meanwhile: whole in the log, and on ``/readyz``
+shortened and with addresses blanked, since that endpoint answers anyone who
+can reach the replica and the registry's internal URLs are none of their business.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import threading
 from collections.abc import Callable
 
 from swarmai.incontainer.server.loader import LoadedModel, ModelLoader
+from swarmai.incontainer.server.messages import public_reason
 
 log = logging.getLogger(__name__)
+
+NOT_LOADED = "model not loaded yet"
 
 
 class ModelHolder:
@@ -77,7 +82,7 @@ class ModelHolder:
             return None
         if self.error is not None:
             return self.error
-        return "model is loading"
+        return NOT_LOADED
 
     def _load_loop(self) -> None:
         attempt = 0
@@ -86,10 +91,11 @@ class ModelHolder:
             try:
                 loaded = self._loader()
             except Exception as error:
-                self.error = f"loading the model failed: {error or type(error).__name__}"
+                self.error = f"load failed: {public_reason(error)}"
                 delay = min(self._max_retry_delay_s, 2.0 ** (attempt - 1))
                 # The traceback once; a registry that stays down would flood the log.
-                log.error("%s (attempt %d)", self.error, attempt, exc_info=attempt == 1)
+                log.error("loading the model failed (attempt %d): %s", attempt,
+                          error or type(error).__name__, exc_info=attempt == 1)
                 if self._max_retry_delay_s <= 0:
                     return
                 log.info("retrying the model load in %.0f s", delay)
@@ -99,3 +105,4 @@ class ModelHolder:
             if self._on_loaded is not None:
                 self._on_loaded(loaded)
             return
+

@@ -6,12 +6,15 @@ on how pytest puts test directories on ``sys.path``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
 
+import httpx2
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import pytest
@@ -42,6 +45,24 @@ class DoublingModel:
         return np.asarray(data) * 2
 
 
+class GatedModel(DoublingModel):
+    """Doubles, but only once ``release`` is set: a slow or stuck model on demand.
+
+    ``entered`` is set when a call is inside ``predict``.  The wait is bounded
+    so a failing test cannot leave a thread blocked for ever.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        self.entered.set()
+        self.release.wait(10)
+        return super().predict(data, params)
+
+
 def loader_for(model: Any, version: str = "7") -> ModelLoader:
     """A ModelLoader that hands back ``model`` at once."""
     return lambda: LoadedModel(model=model, registered_name="churn", version=version)
@@ -62,12 +83,50 @@ def wait_ready(client: TestClient, timeout: float = 5.0) -> None:
     raise AssertionError(f"not ready after {timeout}s: {client.get('/readyz').json()}")
 
 
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait, on the event loop, until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.01)
+
+
+def in_app_loop(client: TestClient, scenario: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run ``scenario(http)`` on the app's own event loop, with an async client.
+
+    For what the sync TestClient cannot do: concurrent requests from one
+    task, and request bodies that stream in chunk by chunk.
+    """
+
+    async def main() -> Any:
+        transport = httpx2.ASGITransport(app=client.app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://replica") as http:
+            return await scenario(http)
+
+    assert client.portal is not None, "the client must be started (start fixture)"
+    return client.portal.call(main)
+
+
+@pytest.fixture
+def no_tracebacks(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Fail the test if anything was logged with a traceback (a client's mistake is not)."""
+    caplog.set_level(logging.DEBUG)
+    yield caplog
+    with_traceback = [record.getMessage() for record in caplog.records if record.exc_info]
+    assert not with_traceback, f"logged with a traceback: {with_traceback}"
+    assert "Traceback" not in caplog.text
+
+
 @pytest.fixture
 def fakes() -> Any:
     """The helpers above, as one namespace."""
 
     class Fakes:
         DoublingModel = globals()["DoublingModel"]
+        GatedModel = globals()["GatedModel"]
+        until = staticmethod(until)
+        in_app_loop = staticmethod(in_app_loop)
         loader_for = staticmethod(loader_for)
         make_settings = staticmethod(make_settings)
         wait_ready = staticmethod(wait_ready)

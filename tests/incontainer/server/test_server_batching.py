@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
-from swarmai.incontainer.server.batching import Batcher
+from swarmai.incontainer.server.batching import Batcher, Overloaded, ShuttingDown
 from swarmai.incontainer.server.outputs import OutputError, split_predictions
 from swarmai.incontainer.server.payload import ModelInput, parse_payload
 
@@ -211,3 +211,63 @@ def test_stopping_fails_a_batch_still_being_collected() -> None:
 
     results = asyncio.run(main())
     assert [str(r) for r in results] == ["server is shutting down"] * 2
+
+
+def test_a_full_queue_refuses_at_once_and_running_for_tracks_the_model_call() -> None:
+    release = threading.Event()
+
+    async def main() -> tuple[Any, ...]:
+        batcher = Batcher(lambda data, params: release.wait(5) and data, max_queue=1)
+        batcher.start()
+        try:
+            idle = batcher.running_for()
+            first = asyncio.ensure_future(batcher.submit(rows(1)))
+            while batcher.running_for() is None:  # taken off the queue, inside predict
+                await asyncio.sleep(0.01)
+            second = asyncio.ensure_future(batcher.submit(rows(2)))  # fills the queue
+            await asyncio.sleep(0)
+            with pytest.raises(Overloaded, match="1 requests are queued"):
+                await batcher.submit(rows(3))
+            release.set()
+            answers = await asyncio.gather(first, second)
+            return idle, answers, batcher.running_for()
+        finally:
+            release.set()
+            await batcher.stop()
+
+    idle, answers, after = asyncio.run(main())
+    assert idle is None and after is None
+    assert [a.tolist() for a in answers] == [[1], [2]]
+
+
+def test_a_request_given_up_while_queued_is_skipped_not_computed() -> None:
+    release = threading.Event()
+    calls: list[Any] = []
+
+    def predict(data: Any, params: Any) -> Any:
+        calls.append(data.tolist())
+        release.wait(5)
+        return data
+
+    async def main() -> Any:
+        batcher = Batcher(predict, max_queue=4)
+        batcher.start()
+        try:
+            first = asyncio.ensure_future(batcher.submit(rows(1)))
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(batcher.submit(rows(2)), 0.05)
+            release.set()
+            return await first
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(main()).tolist() == [1]
+    assert calls == [[1]]
+
+
+def test_submitting_to_a_stopped_batcher_is_shutting_down() -> None:
+    async def main() -> None:
+        with pytest.raises(ShuttingDown):
+            await Batcher(lambda data, params: data).submit(rows(1))
+
+    asyncio.run(main())

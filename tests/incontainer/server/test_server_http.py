@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -57,21 +58,27 @@ BAD_PAYLOADS = [
 
 
 @pytest.mark.parametrize(("body", "message"), BAD_PAYLOADS)
-def test_bad_payloads_get_400_with_a_reason(client: Any, body: bytes, message: str) -> None:
+def test_bad_payloads_get_400_with_a_reason(
+    client: Any, no_tracebacks: Any, body: bytes, message: str
+) -> None:
     response = client.post("/v1/predict", content=body)
     assert response.status_code == 400
     assert message in response.json()["error"]
 
 
-def test_a_model_error_is_a_500_with_its_message(start: Any, fakes: Any) -> None:
+def test_a_server_fault_is_a_500_with_its_message_and_a_logged_traceback(
+    start: Any, fakes: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     class Broken:
         def predict(self, data: Any) -> Any:
-            raise ValueError("column x is missing")
+            raise RuntimeError("CUDA out of memory")
 
     _, client = start(fakes.loader_for(Broken()))
+    caplog.set_level(logging.INFO)
     response = client.post("/v1/predict", json={"instances": [1]})
     assert response.status_code == 500
-    assert "column x is missing" in response.json()["error"]
+    assert response.json() == {"error": "prediction failed: RuntimeError: CUDA out of memory"}
+    assert any(record.exc_info for record in caplog.records)
 
 
 def test_model_headers_on_predict_readyz_and_errors(client: Any) -> None:
@@ -110,7 +117,7 @@ def test_healthz_answers_while_the_model_is_still_loading(start: Any, fakes: Any
     assert client.get("/healthz").status_code == 200
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"ready": False, "error": "model is loading"}
+    assert response.json() == {"ready": False, "error": "model not loaded yet"}
     assert response.headers["X-Model-Version"] == "unknown"
     assert client.post("/v1/predict", json={"instances": [1]}).status_code == 503
     release.set()
@@ -126,10 +133,34 @@ def test_a_load_failure_shows_mlflow_message_on_readyz(start: Any) -> None:
     server.holder.join(5)
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["ready"] is False
-    assert "alias production not found" in response.json()["error"]
+    assert response.json() == {
+        "ready": False,
+        "error": "load failed: RESOURCE_DOES_NOT_EXIST: Registered model alias production "
+        "not found.",
+    }
     assert client.get("/healthz").status_code == 200
     assert client.get("/v1/models").json()["ready"] is False
+
+
+def test_readyz_does_not_echo_internal_addresses(
+    start: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What requests prints when the registry is down: the whole URL, the host.
+    def failing() -> Any:
+        raise ConnectionError(
+            "API request to http://mlflow:5000/api/2.0/mlflow/registered-models/alias failed "
+            "with exception HTTPConnectionPool(host='mlflow', port=5000): Max retries exceeded "
+            "with url: /api/2.0/mlflow/registered-models/alias?name=churn (Caused by ...)"
+        )
+
+    caplog.set_level(logging.INFO)
+    server, client = start(failing, ready=False)
+    server.holder.join(5)
+    error = client.get("/readyz").json()["error"]
+    assert error.startswith("load failed: API request to <url> failed")
+    for internal in ("mlflow:5000", "host='mlflow'", "/api/2.0"):
+        assert internal not in error
+        assert internal in caplog.text  # the operator still sees all of it
 
 
 def test_a_failed_load_is_retried(start: Any, fakes: Any, model: Any) -> None:

@@ -112,6 +112,10 @@ def test_settings_from_env_with_defaults() -> None:
     assert settings.port == 8000
     assert settings.cache_dir == "/var/cache/swarmai/models"
     assert settings.model_name is None
+    assert settings.max_body_bytes == 16 * 1024 * 1024
+    assert settings.max_queue == 64
+    assert settings.predict_timeout_s == 30.0
+    assert settings.docs is False
 
 
 def test_settings_from_env_reads_every_variable() -> None:
@@ -125,6 +129,11 @@ def test_settings_from_env_reads_every_variable() -> None:
             "SWARMAI_MODEL_CACHE": "/cache",
             "PORT": "9000",
             "SWARMAI_DRAIN_SECONDS": "15",
+            "SWARMAI_MAX_BODY_BYTES": "1048576",
+            "SWARMAI_MAX_QUEUE": "8",
+            "SWARMAI_PREDICT_TIMEOUT_S": "2.5",
+            "SWARMAI_DOCS": "1",
+            "SWARMAI_WORKERS": "1",
         }
     )
     assert settings == Settings(
@@ -136,7 +145,17 @@ def test_settings_from_env_reads_every_variable() -> None:
         cache_dir="/cache",
         port=9000,
         drain_seconds=15,
+        max_body_bytes=1048576,
+        max_queue=8,
+        predict_timeout_s=2.5,
+        docs=True,
     )
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("0", False), ("", False), ("1", True)])
+def test_docs_flag(raw: str, expected: bool) -> None:
+    settings = Settings.from_env({"MODEL_URI": "models:/churn@production", "SWARMAI_DOCS": raw})
+    assert settings.docs is expected
 
 
 @pytest.mark.parametrize(
@@ -147,6 +166,12 @@ def test_settings_from_env_reads_every_variable() -> None:
         ({"SWARMAI_MAX_DELAY_MS": "soon"}, "not a valid float"),
         ({"PORT": "70000"}, "at most 65535"),
         ({"SWARMAI_LOG_LEVEL": "loud"}, "SWARMAI_LOG_LEVEL='loud' is not one of"),
+        ({"SWARMAI_MAX_BODY_BYTES": "16M"}, "SWARMAI_MAX_BODY_BYTES='16M' is not a valid int"),
+        ({"SWARMAI_MAX_QUEUE": "0"}, "SWARMAI_MAX_QUEUE='0' must be at least 1"),
+        ({"SWARMAI_PREDICT_TIMEOUT_S": "0"}, "SWARMAI_PREDICT_TIMEOUT_S='0' must be at least"),
+        ({"SWARMAI_DOCS": "maybe"}, "SWARMAI_DOCS='maybe' is not a flag"),
+        ({"SWARMAI_WORKERS": "0"}, "SWARMAI_WORKERS='0' must be at least 1"),
+        ({"SWARMAI_WORKERS": "4"}, "SWARMAI_WORKERS=4 is not supported"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
