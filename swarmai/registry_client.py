@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -120,6 +120,15 @@ class Preflight:
     checked: str
 
 
+@dataclass(frozen=True)
+class ModelRequirements:
+    """The ``requirements.txt`` MLflow recorded with a version (``models:/NAME/VERSION``)."""
+
+    uri: str
+    lines: tuple[str, ...]
+    recorded: bool  # False: the version has no requirements file
+
+
 class ModelRegistry(Protocol):
     """What promotion asks of a registry (:class:`RegistryClient`, or a test's fake)."""
 
@@ -133,7 +142,10 @@ class ModelRegistry(Protocol):
 
     def set_tag(self, name: str, key: str, value: str | None) -> None: ...
 
-    def preflight(self, name: str, version: int | str, runtime: str) -> Preflight: ...
+    def preflight(self, name: str, version: int | str, runtime: str, *,
+                  image: str | None = None) -> Preflight: ...
+
+    def requirements(self, uris: Sequence[str]) -> list[ModelRequirements]: ...
 
 
 # --- the client -----------------------------------------------------------------
@@ -188,15 +200,27 @@ class RegistryClient:
         self._call(["tag", name, key, *([] if value is None else [value])], f"tagging {name}",
                    lambda answer: None)
 
-    def preflight(self, name: str, version: int | str, runtime: str) -> Preflight:
-        """Download version ``version`` of ``name`` and check ``runtime`` can load it."""
+    def preflight(self, name: str, version: int | str, runtime: str, *,
+                  image: str | None = None) -> Preflight:
+        """Download version ``version`` of ``name`` and check ``runtime`` can load it, in
+        ``image`` (a model's own server image) or else the registry target's."""
         return self._call(["preflight", name, str(version), "--runtime", runtime],
                           f"pre-flight of {modeluri.version_uri(name, version)}",
-                          lambda a: Preflight(str(a["uri"]), str(a["runtime"]), str(a["checked"])))
+                          lambda a: Preflight(str(a["uri"]), str(a["runtime"]), str(a["checked"])),
+                          image=image)
+
+    def requirements(self, uris: Sequence[str]) -> list[ModelRequirements]:
+        """What each version (``models:/NAME/VERSION``) recorded it needs installed."""
+        if not uris:
+            return []
+        return self._call(["requirements", *uris], "reading the models' requirements",
+                          lambda answer: [_requirements(r) for r in answer])
 
     def _call(self, command: list[str], what: str, parse: Callable[[Any], _T], *,
-              volumes: list[tuple[str, str, str]] | None = None) -> _T:
-        answer = _run(self.engine, self.target, command, what=what, volumes=volumes)
+              volumes: list[tuple[str, str, str]] | None = None,
+              image: str | None = None) -> _T:
+        target = self.target if image is None else replace(self.target, image=image)
+        answer = _run(self.engine, target, command, what=what, volumes=volumes)
         try:
             return parse(answer)
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -248,6 +272,11 @@ def _description(raw: Mapping[str, Any]) -> ModelDescription:
         tags={str(k): str(v) for k, v in (raw.get("tags") or {}).items()},
         versions=versions,
     )
+
+
+def _requirements(raw: Mapping[str, Any]) -> ModelRequirements:
+    return ModelRequirements(str(raw["uri"]), tuple(str(line) for line in raw["lines"]),
+                             bool(raw["recorded"]))
 
 
 def _alias_move(raw: Mapping[str, Any]) -> AliasMove:

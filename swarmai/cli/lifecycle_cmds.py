@@ -261,7 +261,9 @@ def _print_served(stack: Stack, routes: list[RouteCheck], revealed: list[Path],
     versions = {r.model: r.version for r in routes}
     for model in stack.models:
         version = versions.get(model.name)
-        click.echo(f"{model.name}: POST {prediction_url(stack, model, host)}"
+        # An app's own paths are under its route; swarmai knows only the route.
+        verb = "" if model.runtime == "app" else "POST "
+        click.echo(f"{model.name}: {verb}{prediction_url(stack, model, host)}"
                    + (f"  (version {version})" if version else ""))
     for path in revealed:
         click.echo(f"generated credentials (shown nowhere else): {path}")

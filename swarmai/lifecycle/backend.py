@@ -28,6 +28,11 @@ class Backend(Protocol):
     """What a stack's lifecycle needs of its target (Swarm or Compose)."""
 
     @property
+    def engine(self) -> Engine:
+        """The engine it drives (promotion builds a model's image there)."""
+        ...
+
+    @property
     def target(self) -> Target: ...
 
     def start(self, stack: Stack, stack_file: Path, options: StartOptions,

@@ -34,6 +34,7 @@ import yaml
 from swarmai import engine as docker
 from swarmai.engine import Engine
 from swarmai.errors import OperationError
+from swarmai.lifecycle.plan_shapes import unescape
 from swarmai.render import naming
 from swarmai.render.runtimes import DEREGISTER_S, serving_port
 from swarmai.spec import Model, Stack
@@ -101,7 +102,9 @@ def same_routing(labels: dict[str, str], containers: list[dict[str, Any]]) -> bo
     route.  A changed route (or chain) is therefore re-created stop-first: the
     old route goes away with its containers anyway.
     """
-    wanted = {k: str(v) for k, v in labels.items() if k.startswith("traefik.")}
+    # The compose file doubles a label's `$` (a route rule's regexp has one);
+    # the container carries what Compose made of it.
+    wanted = {k: unescape(str(v)) for k, v in labels.items() if k.startswith("traefik.")}
     return all({k: v for k, v in c["Labels"].items() if k.startswith("traefik.")} == wanted
                for c in containers)
 

@@ -28,7 +28,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from swarmai import modeluri
 from swarmai.lifecycle.plan_shapes import DesiredState, LiveState, ServiceShape
 from swarmai.registry_client import CheckResult
 from swarmai.render import naming
@@ -194,6 +193,8 @@ def model_lines(stack: Stack, results: Sequence[CheckResult] | None,
     by_uri = {r.uri: r for r in results or ()}
     lines = []
     for model in stack.models:
+        if model.model is None:
+            continue  # an app that loads no registry model: its image is its version
         found = by_uri.get(model.model)
         registry_state: Literal["resolved", "missing", "unknown"] = (
             "unknown" if results is None else "resolved" if found and found.found
@@ -213,12 +214,13 @@ def model_lines(stack: Stack, results: Sequence[CheckResult] | None,
 
 
 def running_versions(stack: Stack, live: LiveState) -> tuple[dict[str, str], dict[str, str]]:
-    """The versions (and canary versions) the live FastAPI servers of ``stack``'s aliased
-    models are pinned to: what to render with when the registry cannot be asked."""
+    """The versions (and canary versions) the live FastAPI servers (and apps) of
+    ``stack``'s aliased models are pinned to: what to render with when the registry
+    cannot be asked."""
     pinned: dict[str, str] = {}
     canaries: dict[str, str] = {}
     for model in stack.models:
-        if model.runtime != "fastapi" or modeluri.parse(model.model).alias is None:
+        if not model.pinned_by_deploy:
             continue
         for found, service in ((pinned, naming.model_service(model)),
                                (canaries, naming.canary_service(model))):

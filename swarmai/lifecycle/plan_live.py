@@ -10,6 +10,7 @@ listed, never read.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from swarmai import engine as docker
 from swarmai.engine import Engine, names_a_registry
 from swarmai.images.publish import in_registry
 from swarmai.lifecycle.ipvs import resolve_ipvs
+from swarmai.lifecycle.model_images import planned_model_images, served_versions
 from swarmai.lifecycle.plan import Plan, diff, model_lines, running_versions
 from swarmai.lifecycle.plan_shapes import (
     LiveState,
@@ -28,7 +30,13 @@ from swarmai.lifecycle.plan_shapes import (
     image_defaults,
     swarm_service,
 )
-from swarmai.lifecycle.steps import registry_target, serving_from, stack_images, with_images
+from swarmai.lifecycle.steps import (
+    registry_target,
+    registry_uris,
+    serving_from,
+    stack_images,
+    with_images,
+)
 from swarmai.registry_client import CheckResult, RegistryClient
 from swarmai.render import Bundle, Serving, render_bundle
 from swarmai.render.compose import SECRETS_DIR
@@ -54,8 +62,10 @@ def make_plan(engine: Engine, stack: Stack, target: Target, live: LiveState, *,
     results: list[CheckResult] | None = None
     if f"{stack.name}_{MODELS_NET}" in live.networks and MLFLOW in live.services:
         client = RegistryClient(engine, registry_target(stack, offline=offline))
-        results = client.check(list(dict.fromkeys(m.model for m in stack.models)))
+        results = client.check(registry_uris(stack)) if registry_uris(stack) else []
         serving = serving_from(planned, results)
+        serving = replace(serving, images=planned_model_images(
+            stack, client.requirements(served_versions(stack, serving))))
     else:
         pinned, canaries = running_versions(planned, live)
         serving = Serving(pinned=pinned, canaries=canaries)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from swarmai.errors import OperationError
+from swarmai.render.app_runtime import app_block
 from swarmai.spec import Model, Stack
 
 # Traefik's Swarm provider polls every 2 s (see render/gateway.py); allow a few rounds.
@@ -30,6 +31,8 @@ class RouteCheck:
 
 def probe_path(model: Model) -> str:
     """The path under the model's route that answers 200 once the model is loaded."""
+    if model.runtime == "app":
+        return app_block(model).readiness_path
     if model.runtime == "fastapi":
         return "/readyz"
     if model.runtime == "tfserving":
@@ -43,8 +46,11 @@ def public_url(stack: Stack, model: Model, host: str) -> str:
 
 
 def prediction_url(stack: Stack, model: Model, host: str) -> str:
-    """Where to POST a prediction for ``model`` through the gateway."""
+    """Where to POST a prediction for ``model`` through the gateway (an app: its route,
+    under which the app's own paths are)."""
     base = public_url(stack, model, host)
+    if model.runtime == "app":
+        return base
     if model.runtime == "fastapi":
         return f"{base}/v1/predict"
     if model.runtime == "tfserving":

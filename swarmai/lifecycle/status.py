@@ -4,8 +4,9 @@ Replica counts and health come from the engine (a backend's ``rows``, Swarm or
 Compose); the served model version comes from the model server itself, asked
 through the gateway like a client would: swarmai's FastAPI server names it at
 ``/v1/models``, TF Serving lists the AVAILABLE versions at ``/v1/models/<name>``,
-and swarmai's TorchServe handler answers ``GET /predictions/<name>`` with the
-MLflow version archived by model-sync.
+swarmai's TorchServe handler answers ``GET /predictions/<name>`` with the
+MLflow version archived by model-sync, and an app may send ``X-Model-Version``
+on its ready path.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from swarmai.lifecycle.routes import public_url
+from swarmai.lifecycle.routes import probe_path, public_url
 from swarmai.render.naming import model_service
 from swarmai.spec import Model, Stack
 
@@ -73,6 +74,8 @@ def served_version(stack: Stack, model: Model, host: str) -> str:
     """Ask the model's server, through the gateway, which registry version it serves."""
     base = public_url(stack, model, host)
     try:
+        if model.runtime == "app":
+            return app_version(stack, model, host)
         if model.runtime == "fastapi":
             with urllib.request.urlopen(f"{base}/v1/models", timeout=3) as response:
                 return str(json.load(response).get("version", "?"))
@@ -86,6 +89,14 @@ def served_version(stack: Stack, model: Model, host: str) -> str:
             return str(header or json.load(response).get("version") or "?")
     except (urllib.error.URLError, OSError, ValueError, KeyError, AttributeError):
         return "?"
+
+
+def app_version(stack: Stack, model: Model, host: str) -> str:
+    """The ``X-Model-Version`` an app sends on its ready path; "" when it sends none (its
+    image is then what tells its versions apart: the status table shows it)."""
+    url = public_url(stack, model, host) + probe_path(model)
+    with urllib.request.urlopen(url, timeout=3) as response:
+        return str(response.headers.get("X-Model-Version") or "")
 
 
 def format_table(rows: list[ServiceStatus]) -> str:

@@ -10,12 +10,15 @@
     6. registry first          Swarm: the data node labelled once; then MLflow, its
                                database and the S3 store, up to date
     7. check models            every model URI resolves in MLflow, else: the push to run
-    8. pin                     re-rendered with the versions the aliases resolved to
-    9. model servers           deployed (Swarm) or started (Compose), health-gated
-   10. routes                  every model answers through the gateway
-   11. tidy                    what the deploy no longer uses (Swarm: old configs)
+    8. model images            each FastAPI version's recorded requirements the server
+                               image lacks: a layer built once per set (and pushed)
+    9. pin                     re-rendered with the versions the aliases resolved to
+                               and the images they need
+   10. model servers           deployed (Swarm) or started (Compose), health-gated
+   11. routes                  every model answers through the gateway
+   12. tidy                    what the deploy no longer uses (Swarm: old configs)
 
-Steps 1, 4, 5, 6, 9 and 11 are the target's (:class:`StartSteps`, implemented by the
+Steps 1, 4, 5, 6, 10 and 12 are the target's (:class:`StartSteps`, implemented by the
 Swarm and Compose backends); the rest is here, the same for both.
 """
 
@@ -36,6 +39,7 @@ from swarmai.engine import Engine
 from swarmai.errors import OperationError
 from swarmai.images.publish import in_registry, publish
 from swarmai.lifecycle.ipvs import resolve_ipvs
+from swarmai.lifecycle.model_images import with_model_images
 from swarmai.lifecycle.routes import RouteCheck, check_routes
 from swarmai.registry_client import CheckResult, RegistryClient, RegistryTarget
 from swarmai.render import Bundle, Serving, render_bundle
@@ -158,6 +162,9 @@ def start(steps: StartSteps, engine: Engine, stack: Stack, stack_file: Path,
     progress(f"starting the registry of {stack.name}: {', '.join(wanted)}")
     steps.start_registry(prepared, wanted, started, options, progress)
     serving = require_models(engine, prepared, stack_file, steps.push_flags(options.offline))
+    registry = RegistryClient(engine, RegistryTarget(stack.name, prepared.models_network,
+                                                     prepared.server_image))
+    serving = with_model_images(engine, stack, registry, serving, progress)
     prepared = pin(prepared, serving)
     report.prepared = prepared
     steps.start_models(prepared, started, options, progress)
@@ -303,12 +310,19 @@ def require_models(engine: Engine, prepared: Prepared, stack_file: Path,
     """What each model's URI resolves to now; raise, naming each missing model and the
     push that fixes it, unless all resolve."""
     target = RegistryTarget(prepared.stack.name, prepared.models_network, prepared.server_image)
-    uris = list(dict.fromkeys(m.model for m in prepared.stack.models))
+    uris = registry_uris(prepared.stack)
+    if not uris:  # apps that load no registry model: nothing to ask MLflow
+        return Serving()
     results = RegistryClient(engine, target).check(uris)
     missing = missing_models_message(prepared.stack, results, stack_file, push_flags)
     if missing:
         raise OperationError(missing)
     return serving_from(prepared.stack, results)
+
+
+def registry_uris(stack: Stack) -> list[str]:
+    """The registry model URIs ``stack`` serves, each once (an app may serve none)."""
+    return list(dict.fromkeys(m.model for m in stack.models if m.model is not None))
 
 
 def missing_models_message(stack: Stack, results: Sequence[CheckResult], stack_file: Path,
@@ -337,13 +351,14 @@ def missing_models_message(stack: Stack, results: Sequence[CheckResult], stack_f
 
 
 def serving_from(stack: Stack, results: Sequence[CheckResult]) -> Serving:
-    """FastAPI models pinned to the versions their aliases resolved to, and their canaries."""
+    """FastAPI models (and apps with a model) pinned to the versions their aliases
+    resolved to, and their canaries."""
     by_uri = {r.uri: r for r in results if r.found}
     pinned: dict[str, str] = {}
     canaries: dict[str, str] = {}
     for model in stack.models:
-        found = by_uri.get(model.model)
-        if model.runtime != "fastapi" or found is None or "@" not in model.model:
+        found = by_uri.get(model.model or "")
+        if not model.pinned_by_deploy or found is None:
             continue
         pinned[model.name] = str(found.version)
         if found.canary is not None:

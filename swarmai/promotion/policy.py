@@ -125,7 +125,9 @@ def load_policy(path: str | Path) -> LoadedPolicy:
         path=Path(path).resolve(), label=label, policy=policy, stack_path=stack_path,
         audit_log=audit_log, lock_file=lock_file,
         state_dir=(folder / policy.state_dir).resolve() if policy.state_dir else None,
-        registered={r.model: served[r.model].registered_name for r in policy.models},
+        # Every rule's model has a registered name: _check_rules refused those without.
+        registered={r.model: name for r in policy.models
+                    if (name := served[r.model].registered_name) is not None},
         warnings=tuple(_warnings(label, policy, stack)),
     )
 
@@ -160,7 +162,14 @@ def _check_rules(policy: Policy, stack: Stack) -> Iterator[_Finding]:
             yield _Finding(("models", index, "model"),
                            f"{rule.model!r} is not a model of stack {policy.stack!r}", hint)
             continue
-        key = (registered[rule.model], rule.target)
+        name = registered[rule.model]
+        if name is None:
+            yield _Finding(("models", index, "model"),
+                           f"stack model {rule.model!r} is an app that loads no registry model: "
+                           "there is no alias to promote",
+                           "promote an app by changing its app.image and deploying again")
+            continue
+        key = (name, rule.target)
         if key in first_seen:
             yield _Finding(("models", index, "to"),
                            f"{key[0]}@{key[1]} is already promoted by models[{first_seen[key]}]",
@@ -186,7 +195,7 @@ def _check_rule(index: int, rule: Rule) -> Iterator[_Finding]:
 
 
 def _warnings(label: str, policy: Policy, stack: Stack) -> Iterator[str]:
-    served = {m.name: m.model for m in stack.models}
+    served = {m.name: m.model for m in stack.models if m.model is not None}
     for index, rule in enumerate(policy.models):
         uri = served[rule.model]
         if not uri.endswith(f"@{rule.target}"):

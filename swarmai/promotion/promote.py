@@ -27,6 +27,7 @@ from typing import Any, Literal
 from swarmai import modeluri
 from swarmai.errors import OperationError, UsageError
 from swarmai.lifecycle.backend import Backend
+from swarmai.lifecycle.model_images import model_image_of
 from swarmai.lifecycle.steps import StartOptions
 from swarmai.modeluri import canary_tag, encode_canary, previous_tag
 from swarmai.promotion.verify import restart_runtime, wait_for_version
@@ -89,6 +90,17 @@ class Context:
         """Bring the stack in line with the registry: the deploy (or up) a user runs."""
         self.backend.start(self.stack, self.stack_file, self.options, self.progress)
 
+    def preflight(self, version: str) -> None:
+        """Download ``version`` and load it as its server will: a FastAPI version in its
+        own image, built (and pushed) now when its requirements are new, so a version
+        whose packages do not install fails here, before anything rolls."""
+        image = None
+        if self.model.runtime == "fastapi":
+            image = model_image_of(self.backend.engine, self.stack, self.registry,
+                                   modeluri.version_uri(self.registered, version),
+                                   self.progress)
+        self.registry.preflight(self.registered, version, self.model.runtime, image=image)
+
 
 def context(backend: Backend, registry: ModelRegistry, stack: Stack, stack_file: Path,
             options: StartOptions, progress: Progress, model_name: str) -> Context:
@@ -98,6 +110,12 @@ def context(backend: Backend, registry: ModelRegistry, stack: Stack, stack_file:
         raise UsageError(f"{stack_file}: models: no model named {model_name!r} "
                          f"(the stack has {', '.join(sorted(found))})")
     model = found[model_name]
+    if model.model is None:
+        image = model.app.image if model.app is not None else "its image"
+        raise UsageError(f"{stack_file}: model {model_name} is an app ({image}) that loads no "
+                         "registry model, so there is no alias to move: promote it by changing "
+                         f"app.image in {stack_file} and running `swarmai deploy {stack_file}` "
+                         "(or `swarmai up`) again")
     uri = modeluri.parse(model.model)
     return Context(backend, registry, stack, stack_file, options, progress, model, uri.name,
                    uri.alias)
@@ -161,7 +179,7 @@ def _promote(ctx: Context, alias: str, version: str, described: ModelDescription
     if not skip_preflight:
         ctx.progress(f"pre-flight: downloading {modeluri.version_uri(ctx.registered, version)} "
                      f"and loading it for {ctx.model.runtime}")
-        ctx.registry.preflight(ctx.registered, version, ctx.model.runtime)
+        ctx.preflight(version)
     moved = ctx.registry.move_alias(ctx.registered, alias, version)
     previous = moved.previous if moved.changed else described.previous(alias)
     ctx.progress(f"{ctx.registered}@{alias}: version {moved.previous or '-'} -> {version}")
@@ -195,7 +213,7 @@ def _promote(ctx: Context, alias: str, version: str, described: ModelDescription
 def _roll(ctx: Context) -> None:
     """Make the servers serve what the alias points at now."""
     ctx.apply()
-    if ctx.model.runtime != "fastapi":
+    if ctx.model.runtime in ("tfserving", "torchserve"):
         # TF Serving and TorchServe read a store their sync step fills; sync
         # now instead of at its next poll (TorchServe then reloads its archive).
         restart_runtime(ctx.backend, ctx.stack, ctx.model, ctx.options.timeout_s, ctx.progress)
@@ -207,9 +225,9 @@ def _restore(ctx: Context, alias: str, previous: int, described: ModelDescriptio
     ctx.registry.move_alias(ctx.registered, alias, previous, remember=False)
     ctx.registry.set_tag(ctx.registered, previous_tag(alias),
                          described.tags.get(previous_tag(alias)))
-    # A FastAPI server is pinned to its version: where the target keeps the
-    # previous spec (Swarm), rolling back is the way back; else start it again.
-    rolled_back = ctx.model.runtime == "fastapi" and ctx.backend.roll_back(
+    # A FastAPI server (or an app) is pinned to its version: where the target keeps
+    # the previous spec (Swarm), rolling back is the way back; else start it again.
+    rolled_back = ctx.model.pinned_by_deploy and ctx.backend.roll_back(
         ctx.stack, naming.model_service(ctx.model), timeout_s=ctx.options.timeout_s,
         progress=ctx.progress)
     if not rolled_back:
@@ -227,7 +245,7 @@ def _start_canary(ctx: Context, request: Promotion, described: ModelDescription,
                          "a canary needs another version (--version N or --from ALIAS)")
     ctx.progress(f"pre-flight: downloading {modeluri.version_uri(ctx.registered, version)} "
                  "and loading it")
-    ctx.registry.preflight(ctx.registered, version, ctx.model.runtime)
+    ctx.preflight(version)
     ctx.registry.set_tag(ctx.registered, canary_tag(request.alias),
                          encode_canary(version, percent))
     try:
@@ -278,9 +296,10 @@ def _write_canary_file(ctx: Context, percent: int | None) -> None:
 
 def _require_canary_support(ctx: Context, alias: str) -> None:
     if ctx.model.runtime != "fastapi":
+        why = ("swarmai renders no second service of an app" if ctx.model.runtime == "app"
+               else "TF Serving and TorchServe read a store that holds one version")
         raise UsageError(f"{ctx.stack_file}: model {ctx.model.name} runs {ctx.model.runtime}; "
-                         "canaries are for fastapi models (TF Serving and TorchServe read a "
-                         "store that holds one version)")
+                         f"canaries are for fastapi models ({why})")
     if alias != ctx.served_alias:
         raise UsageError(f"{ctx.stack_file}: model {ctx.model.name} serves {ctx.model.model}; "
                          f"a canary of @{alias} would receive no traffic")

@@ -38,6 +38,10 @@ def wait_for_version(stack: Stack, model: Model, version: str, host: str, *,
     while time.monotonic() < deadline:
         last = served_version(stack, model, host)
         probes += 1
+        if last == "" and model.runtime == "app":
+            progress(f"{model.public_route}: the app sends no X-Model-Version on its ready "
+                     "path, so the version it serves is not checked (its roll was health-gated)")
+            return
         if last == version:
             streak += 1
             if share or streak >= _CONSECUTIVE:

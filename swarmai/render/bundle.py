@@ -38,7 +38,7 @@ class Bundle:
 @dataclass(frozen=True)
 class Serving:
     """What the registry said when deploying: the version behind each FastAPI
-    model's alias, and the canaries that run (model name -> version).
+    model's (and app's) alias, and the canaries that run (model name -> version).
 
     Pinning a FastAPI server to the version its alias resolved to is what
     makes a promotion a Swarm rolling update (with its health gate and its
@@ -48,6 +48,10 @@ class Serving:
 
     pinned: Mapping[str, str] = field(default_factory=dict)
     canaries: Mapping[str, str] = field(default_factory=dict)
+    # A FastAPI model version's own server image (its recorded requirements on
+    # top of swarmai's server), by ``models:/NAME/VERSION``; see
+    # swarmai.lifecycle.model_images.  Versions not listed run the server image.
+    images: Mapping[str, str] = field(default_factory=dict)
 
 
 def render_bundle(stack: Stack, target: Target, *, ipvs: bool = True,
@@ -60,8 +64,9 @@ def render_bundle(stack: Stack, target: Target, *, ipvs: bool = True,
     """
     serving = serving or Serving()
     stack = _pinned(stack, serving.pinned)
-    plans = service_plans(stack, target, host_ports=target == "swarm" and not ipvs)
-    plans += [runtimes.canary_service(stack, model, serving.canaries[model.name])
+    plans = service_plans(stack, target, host_ports=target == "swarm" and not ipvs,
+                          model_images=serving.images)
+    plans += [runtimes.canary_service(stack, model, serving.canaries[model.name], serving.images)
               for model in stack.models if model.name in serving.canaries]
     files = _support_files(stack, target)
     if target == "compose":
@@ -76,21 +81,23 @@ def render_bundle(stack: Stack, target: Target, *, ipvs: bool = True,
 
 
 def _pinned(stack: Stack, versions: Mapping[str, str]) -> Stack:
-    """``stack`` with each FastAPI model's ``models:/NAME@ALIAS`` replaced by its version."""
+    """``stack`` with the ``models:/NAME@ALIAS`` of each model that loads from MLflow
+    itself (FastAPI, an app with ``model:``) replaced by its version."""
     models = []
     for model in stack.models:
-        uri = model.model
-        if model.runtime == "fastapi" and "@" in uri and model.name in versions:
-            uri = modeluri.pinned(uri, versions[model.name])
-        models.append(model.model_copy(update={"model": uri}))
+        if model.pinned_by_deploy and model.name in versions:
+            model = model.model_copy(
+                update={"model": modeluri.pinned(model.uri, versions[model.name])})
+        models.append(model)
     return stack.model_copy(update={"models": tuple(models)})
 
 
-def service_plans(stack: Stack, target: Target, *, host_ports: bool) -> list[ServicePlan]:
+def service_plans(stack: Stack, target: Target, *, host_ports: bool,
+                  model_images: Mapping[str, str] | None = None) -> list[ServicePlan]:
     plans = [gateway.gateway_service(stack, target, host_ports=host_ports)]
     plans += registry.registry_services(stack)
     for model in stack.models:
-        plans += runtimes.model_services(stack, model)
+        plans += runtimes.model_services(stack, model, model_images)
     return plans
 
 

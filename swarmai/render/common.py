@@ -57,11 +57,22 @@ def healthcheck(check: Healthcheck) -> dict[str, Any]:
 def limits(resources: Resources | None) -> dict[str, Any]:
     if resources is None:
         return {}
+    return _cpus_memory(resources.cpus, resources.memory)
+
+
+def reservations(resources: Resources | None) -> dict[str, Any]:
+    """``resources.reservations`` (cpus, memory), as both targets spell them."""
+    if resources is None or resources.reservations is None:
+        return {}
+    return _cpus_memory(resources.reservations.cpus, resources.reservations.memory)
+
+
+def _cpus_memory(cpus: str | None, memory: str | None) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    if resources.cpus is not None:
-        found["cpus"] = resources.cpus
-    if resources.memory is not None:
-        found["memory"] = resources.memory
+    if cpus is not None:
+        found["cpus"] = cpus
+    if memory is not None:
+        found["memory"] = memory
     return found
 
 

@@ -58,6 +58,8 @@ def _service(stack: Stack, plan: ServicePlan, names: set[str],
     depends = [d for d in plan.depends_on if d in names]
     if depends:
         service["depends_on"] = {d: {"condition": "service_healthy"} for d in depends}
+    if plan.shm_size is not None:
+        service["shm_size"] = plan.shm_size
     service["restart"] = "unless-stopped"
     service["deploy"] = _deploy(plan)
     return service
@@ -68,14 +70,14 @@ def _deploy(plan: ServicePlan) -> dict[str, Any]:
     resources: dict[str, Any] = {}
     if limits := common.limits(plan.resources):
         resources["limits"] = limits
+    reservations = common.reservations(plan.resources)
     if plan.gpus is not None:
         # On one host the devices are that host's ids; gpus.node is ignored.
-        resources["reservations"] = {
-            "devices": [
-                {"driver": "nvidia", "device_ids": list(plan.gpus.devices),
-                 "capabilities": ["gpu"]}
-            ]
-        }
+        reservations["devices"] = [
+            {"driver": "nvidia", "device_ids": list(plan.gpus.devices), "capabilities": ["gpu"]}
+        ]
+    if reservations:
+        resources["reservations"] = reservations
     if resources:
         deploy["resources"] = resources
     return deploy

@@ -29,6 +29,11 @@ STATIC_PATH = "gateway/traefik.yml"
 # (runtimes.DEREGISTER_S); a generous timeout keeps a busy but healthy server in.
 READY_PROBE_INTERVAL_S = 1
 READY_PROBE_TIMEOUT_S = 3
+# The passive check between probes: a replica whose connections fail (a crash
+# leaves an address that never answers) or that answers 5xx twice in a row is
+# out at once; the next successful probe brings it back.
+PASSIVE_FAILED_ATTEMPTS = 2
+PASSIVE_WINDOW_S = 5
 DYNAMIC_PATH = "gateway/dynamic/routes.yml"
 DYNAMIC_DIR = "/etc/traefik/dynamic"
 # The file provider's directory is a volume, so files can be added while
@@ -42,6 +47,12 @@ CANARY_PRIORITY = 100_000
 # defaults, and the middlewares every model route goes through.
 STATIC_DEFAULTS = "traefik-defaults.yml"
 MIDDLEWARES = "middlewares.yml"
+# gateway/middlewares.yml's retry, and the variant a model with `idempotent:
+# false` gets instead: only requests no byte of which reached a server are
+# retried (Traefik's network-error retry), never a POST answered by a 502.
+RETRY = "retry"
+RETRY_UNSENT = "retry-unsent"
+_UNSENT_KEYS = ("attempts", "initialInterval")
 
 
 def static_config(stack: Stack, target: Target) -> dict[str, Any]:
@@ -89,6 +100,10 @@ def dynamic_config(stack: Stack) -> dict[str, Any]:
         middlewares[_strip_name(model)] = {
             "stripPrefix": {"prefixes": [model.public_route]},
         }
+    retry = middlewares.get(RETRY, {}).get("retry")
+    if retry is not None and not all(model.idempotent for model in stack.models):
+        middlewares[RETRY_UNSENT] = {"retry": {k: v for k, v in retry.items()
+                                               if k in _UNSENT_KEYS}}
     if stack.gateway.auth is not None:
         secret = stack.gateway.auth.basic_users_secret
         middlewares["auth"] = {
@@ -140,13 +155,34 @@ def canary_config(stack: Stack, model: Model, percent: int, target: Target) -> d
     }}
 
 
+# Paths under a model's route the public router does not match (Traefik then
+# answers 404): the runtimes' metrics (the FastAPI server's /metrics, TF
+# Serving's /monitoring/prometheus/metrics on its REST port) and API
+# descriptions.  They stay reachable on the stack's network.  One list for
+# every runtime: rule length is Traefik's router priority, and a longer route
+# must keep out-ranking a shorter one whatever the runtimes.
+PRIVATE_PATHS = ("metrics", "docs", "redoc", "openapi.json", "monitoring")
+
+
 def _rule(model: Model) -> str:
+    """Exact segments (``/churn`` never catches ``/churn2``), less the private paths."""
     route = model.public_route
-    return f"Path(`{route}`) || PathPrefix(`{route}/`)"
+    names = "|".join(_literal(name) for name in PRIVATE_PATHS)
+    # A separator or any percent-encoded character ends the name: Traefik
+    # routes on a path that keeps %2F encoded, which the backend then decodes.
+    private = f"^{_literal(route)}/({names})([/;%].*)?$"
+    return f"(Path(`{route}`) || PathPrefix(`{route}/`)) && !PathRegexp(`{private}`)"
+
+
+def _literal(text: str) -> str:
+    """``text`` as a Go regexp literal: of the characters a route may hold, only `.` is special."""
+    return text.replace(".", r"\.")
 
 
 def _chain(stack: Stack, model: Model) -> list[str]:
-    chain = [f"{_strip_name(model)}@file", *(f"{name}@file" for name in _parsed(MIDDLEWARES))]
+    names = [RETRY_UNSENT if name == RETRY and not model.idempotent else name
+             for name in _parsed(MIDDLEWARES)]
+    chain = [f"{_strip_name(model)}@file", *(f"{name}@file" for name in names)]
     if stack.gateway.auth is not None:
         chain.insert(0, "auth@file")
     return chain
@@ -173,17 +209,21 @@ def router_labels(stack: Stack, model: Model, port: int, target: Target) -> dict
 def ready_check_labels(stack: Stack, model: Model, path: str) -> dict[str, str]:
     """Traefik's active health check of each of ``model``'s containers on ``path``.
 
-    Compose only.  Traefik's Docker provider drops a container when it dies,
-    not when it is asked to stop; a server that turns unready on SIGTERM (and
-    keeps answering meanwhile) is out of routing within a probe interval, so a
-    replaced container stops taking requests before its socket closes.  On
-    Swarm the provider's own poll drops a task once it is told to shut down.
+    Traefik's Docker provider drops a container when it dies, not when it is
+    asked to stop, and its Swarm provider only at its next poll (2 s).  Probed
+    every second, a server that turns unready on SIGTERM (and keeps answering
+    meanwhile) is out of routing before its socket closes, and one that
+    crashed or hangs is out within a probe or its timeout, on either target;
+    between probes, the passive check takes out one whose requests fail.
     """
     prefix = f"traefik.http.services.{naming.router_name(stack, model)}.loadbalancer.healthcheck"
+    passive = prefix.replace(".healthcheck", ".passivehealthcheck")
     return {
         f"{prefix}.path": path,
         f"{prefix}.interval": f"{READY_PROBE_INTERVAL_S}s",
         f"{prefix}.timeout": f"{READY_PROBE_TIMEOUT_S}s",
+        f"{passive}.maxfailedattempts": str(PASSIVE_FAILED_ATTEMPTS),
+        f"{passive}.failurewindow": f"{PASSIVE_WINDOW_S}s",
     }
 
 

@@ -11,6 +11,15 @@ import re
 
 from swarmai.spec import Model, Stack, Target
 
+# Container paths of swarmai's own mounts: defined beside the rules that keep a
+# stack file's volumes off them.
+from swarmai.spec.reserved import CONF_DIR as CONF_DIR
+from swarmai.spec.reserved import MODEL_CACHE as MODEL_CACHE
+from swarmai.spec.reserved import SECRETS_DIR as SECRETS_DIR
+from swarmai.spec.reserved import SHM as SHM
+from swarmai.spec.reserved import TFSERVING_MODELS as TFSERVING_MODELS
+from swarmai.spec.reserved import TORCHSERVE_STORE as TORCHSERVE_STORE
+
 # Networks: the gateway, model servers and MLflow share "models"; the stores
 # MLflow writes to sit on "registry", which no model server can reach.
 MODELS_NET = "models"
@@ -33,10 +42,6 @@ TORCHSERVE_INFERENCE_PORT = 8080
 TORCHSERVE_MANAGEMENT_PORT = 8081
 TORCHSERVE_METRICS_PORT = 8082
 
-SECRETS_DIR = "/run/secrets"
-MODEL_CACHE = "/var/cache/swarmai/models"
-TFSERVING_MODELS = "/models"
-TORCHSERVE_STORE = "/home/model-server/model-store"
 
 
 # MLflow 3.17 advertises presigned S3 URLs to clients of a proxied server, so a

@@ -79,6 +79,8 @@ class ServicePlan:
     global_mode: bool = False
     gpus: Gpus | None = None
     resources: Resources | None = None
+    # Docker size of /dev/shm (PyTorch data loaders, NCCL); None: Docker's 64 MB.
+    shm_size: str | None = None
     manager_only: bool = False
     # Swarm: pin to this node hostname (GPU models and their sync steps).
     placement_node: str | None = None

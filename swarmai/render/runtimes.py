@@ -1,4 +1,5 @@
-"""Model servers, one per model, for each of the three runtimes.
+"""Model servers, one per model, for each of the three runtimes (and a user's own
+app, ``runtime: app``: :mod:`.app_runtime`).
 
 TF Serving and TorchServe cannot read ``models:/`` URIs (nor ``s3://`` since
 TF Serving 2.7), so each gets a model-sync sidecar that resolves the URI in
@@ -9,11 +10,14 @@ FastAPI server loads ``models:/NAME@ALIAS`` from MLflow itself.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 
 from swarmai import modeluri
-from swarmai.render import naming
+from swarmai.render import naming, settings
+from swarmai.render.app_runtime import app_block, app_server
 from swarmai.render.plan import Healthcheck, Mount, RenderedFile, ServicePlan
+from swarmai.render.torchserve_health import torchserve_health_check
 from swarmai.spec import Model, Stack, image_for
 
 # A model server is healthy only once its model is loaded; loading may first
@@ -32,22 +36,32 @@ DEREGISTER_S = 5
 _FINISH_S = 10
 _SYNC_POLL_S = 30
 _SYNC_MARKER = ".swarmai-synced"
-_CONF_DIR = "/etc/swarmai"
 # TorchServe's own archive version is not used: MLflow is the version authority,
 # and a constant keeps the rendered per-model settings bound to the archive.
 TORCHSERVE_ARCHIVE_VERSION = "1.0"
 
 
-def model_services(stack: Stack, model: Model) -> list[ServicePlan]:
-    """The serving service of ``model`` and, for external runtimes, its sync step."""
+def model_services(stack: Stack, model: Model,
+                   model_images: Mapping[str, str] | None = None) -> list[ServicePlan]:
+    """The serving service of ``model`` and, for external runtimes, its sync step.
+
+    ``model_images``: a FastAPI model version's own server image, by version
+    URI (lifecycle.model_images); versions not in it run the server image.
+    """
     if model.runtime == "fastapi":
-        return [_fastapi(stack, model)]
+        return [_fastapi(stack, model, model_images or {})]
+    if model.runtime == "app":
+        app = app_server(model)
+        return [_server(stack, model, image=app.image, command=app.command,
+                        environment=app.environment, healthcheck=app.healthcheck,
+                        ready_path=app.ready_path)]
     if model.runtime == "tfserving":
         return [_sync(stack, model, "tfserving"), _tfserving(stack, model)]
     return [_sync(stack, model, "torchserve"), _torchserve(stack, model)]
 
 
-def canary_service(stack: Stack, model: Model, version: str) -> ServicePlan:
+def canary_service(stack: Stack, model: Model, version: str,
+                   model_images: Mapping[str, str] | None = None) -> ServicePlan:
     """One replica serving ``version`` of ``model``'s registered model, beside its own service.
 
     It has no router: the gateway reaches it only through the weighted router
@@ -56,8 +70,8 @@ def canary_service(stack: Stack, model: Model, version: str) -> ServicePlan:
     """
     if model.runtime != "fastapi":
         raise ValueError(f"model {model.name}: canaries are for fastapi models")
-    pinned = model.model_copy(update={"model": modeluri.pinned(model.model, version)})
-    plan = _fastapi(stack, pinned)
+    pinned = model.model_copy(update={"model": modeluri.pinned(model.uri, version)})
+    plan = _fastapi(stack, pinned, model_images or {})
     return replace(
         plan,
         name=naming.canary_service(model),
@@ -70,6 +84,8 @@ def canary_service(stack: Stack, model: Model, version: str) -> ServicePlan:
 
 def serving_port(model: Model) -> int:
     """The port Traefik forwards the model's route to."""
+    if model.runtime == "app":
+        return app_block(model).port
     return {
         "fastapi": naming.FASTAPI_PORT,
         "tfserving": naming.TFSERVING_REST_PORT,
@@ -132,7 +148,7 @@ def torchserve_properties(model: Model) -> str:
     model-registration API stays disabled.
     """
     batching = model.batching
-    settings = {
+    entry = {
         "defaultVersion": True,
         "marName": f"{model.name}.mar",
         "minWorkers": 1,
@@ -140,8 +156,9 @@ def torchserve_properties(model: Model) -> str:
         "batchSize": batching.max_batch_size if batching else 1,
         "maxBatchDelay": batching.max_delay_ms if batching else 0,
         "responseTimeout": 120,
+        **settings.torchserve_model_settings(model),
     }
-    models = {model.name: {TORCHSERVE_ARCHIVE_VERSION: settings}}
+    models = {model.name: {TORCHSERVE_ARCHIVE_VERSION: entry}}
     lines = [
         f"inference_address=http://0.0.0.0:{naming.TORCHSERVE_INFERENCE_PORT}",
         f"management_address=http://127.0.0.1:{naming.TORCHSERVE_MANAGEMENT_PORT}",
@@ -153,55 +170,14 @@ def torchserve_properties(model: Model) -> str:
         "disable_token_authorization=true",
         "enable_model_api=false",
         "install_py_dep_per_model=false",
+        *settings.torchserve_property_lines(model),
     ]
     return "\n".join(lines) + "\n"
 
 
-def torchserve_health_check(model: Model) -> str:
-    """The TorchServe container's healthcheck: is the model loaded?  If not, why not.
-
-    ``/ping`` says Healthy even when the model failed to load (pytorch/serve#2099),
-    so a READY worker is required too.  Without one it prints, on one line, the
-    workers' states and the last error the Python worker logged (TorchServe's
-    model_log.log), which `docker inspect` shows, and which the container logs
-    too when it is stopped unhealthy (see the entrypoint), for swarmai's
-    failure report.  Runs with the image's python3 (stdlib only).
-    """
-    inference = f"http://127.0.0.1:{naming.TORCHSERVE_INFERENCE_PORT}"
-    management = f"http://127.0.0.1:{naming.TORCHSERVE_MANAGEMENT_PORT}"
-    return f'''"""swarmai: does TorchServe serve model {model.name}?  Exit 0, or say why not."""
-import json
-import os
-import sys
-import urllib.request
-
-MODEL = {model.name!r}
-try:
-    urllib.request.urlopen({inference + "/ping"!r}, timeout=4).close()
-    with urllib.request.urlopen({management + "/models/" + model.name!r}, timeout=4) as answer:
-        workers = [worker["status"] for worker in json.load(answer)[0]["workers"]]
-except Exception as error:
-    sys.exit(f"model {{MODEL}}: TorchServe does not answer: {{error}}")
-if "READY" in workers:
-    sys.exit(0)
-log = os.path.join(os.environ.get("LOG_LOCATION", "logs"), "model_log.log")
-try:
-    with open(log, "rb") as handle:
-        handle.seek(max(os.path.getsize(log) - 65536, 0))
-        lines = handle.read().decode("utf-8", "replace").splitlines()
-except OSError:
-    lines = []
-# The worker's own exception lines; TorchServe's generic wrapper says nothing.
-errors = [line.split(" - ", 1)[-1] for line in lines
-          if "Error: " in line and "Unknown exception" not in line]
-states = ", ".join(workers) or "none"
-sys.exit(f"model {{MODEL}}: no READY worker ({{states}})" + (f"; {{errors[-1]}}" if errors else ""))
-'''
-
-
-def _fastapi(stack: Stack, model: Model) -> ServicePlan:
+def _fastapi(stack: Stack, model: Model, model_images: Mapping[str, str]) -> ServicePlan:
     environment = {
-        "MODEL_URI": model.model,
+        "MODEL_URI": model.uri,
         "MODEL_NAME": model.name,
         "MLFLOW_TRACKING_URI": naming.mlflow_url(),
         **naming.MLFLOW_CLIENT_ENV,
@@ -213,6 +189,7 @@ def _fastapi(stack: Stack, model: Model) -> ServicePlan:
     if model.batching is not None:
         environment["SWARMAI_MAX_BATCH_SIZE"] = str(model.batching.max_batch_size)
         environment["SWARMAI_MAX_DELAY_MS"] = str(model.batching.max_delay_ms)
+    environment.update(settings.fastapi_environment(model))
     probe = f"http://127.0.0.1:{naming.FASTAPI_PORT}/readyz"
     # On failure print /readyz's body (MLflow's error), so `docker inspect`
     # and swarmai's failure report show why the model is not loaded; when the
@@ -225,7 +202,7 @@ def _fastapi(stack: Stack, model: Model) -> ServicePlan:
     )
     return _server(
         stack, model,
-        image=image_for(stack.images, "fastapi"),
+        image=model_images.get(model.uri) or image_for(stack.images, "fastapi"),
         environment=environment,
         volumes=(Mount("model-cache", naming.MODEL_CACHE),),
         healthcheck=("CMD", "python3", "-c", code),
@@ -234,13 +211,14 @@ def _fastapi(stack: Stack, model: Model) -> ServicePlan:
 
 
 def _tfserving(stack: Stack, model: Model) -> ServicePlan:
-    conf = f"{_CONF_DIR}/{model.name}"
+    conf = f"{naming.CONF_DIR}/{model.name}"
     command = [
         f"--port={8500}",
         f"--rest_api_port={naming.TFSERVING_REST_PORT}",
         f"--model_config_file={conf}/models.config",
         f"--monitoring_config_file={conf}/monitoring.config",
         "--file_system_poll_wait_seconds=1",
+        *settings.tfserving_flags(model),
     ]
     files = [
         _file(model, "models.config", conf),
@@ -271,7 +249,7 @@ def _tfserving(stack: Stack, model: Model) -> ServicePlan:
 
 
 def _torchserve(stack: Stack, model: Model) -> ServicePlan:
-    conf = f"{_CONF_DIR}/{model.name}"
+    conf = f"{naming.CONF_DIR}/{model.name}"
     mar = f"{naming.TORCHSERVE_STORE}/{model.name}.mar"
     # Wait for the sync step's archive, then run in the foreground so the
     # container exits (and is restarted) if the Java server dies.  The shell
@@ -317,24 +295,31 @@ def _server(
     files: tuple[RenderedFile, ...] = (),
     ready_path: str | None = None,
 ) -> ServicePlan:
-    """What every model server shares: routing, labels, GPUs, drain and roll policy."""
+    """What every model server shares: routing, labels, GPUs, drain and roll policy,
+    and the stack file's environment, volumes and shm_size (swarmai's own win,
+    though the spec already keeps the two apart)."""
     labels = {
         "swarmai.stack": stack.name,
         "swarmai.model": model.name,
         "swarmai.runtime": model.runtime,
-        "swarmai.model-uri": model.model,
     }
+    if model.model is not None:  # an app may load no registry model
+        labels["swarmai.model-uri"] = model.model
     exclusive_gpu = model.gpus is not None and not model.gpus.share
-    depends = (naming.sync_service(model),) if model.runtime != "fastapi" else (naming.MLFLOW,)
+    # The runtimes that read a store wait for its sync step; those that load from
+    # MLflow, for MLflow; an app without a registry model, for nothing.
+    depends = ((naming.sync_service(model),) if model.runtime in ("tfserving", "torchserve")
+               else (naming.MLFLOW,) if model.model is not None else ())
     return ServicePlan(
         name=naming.model_service(model),
         image=image,
         role="model",
         command=command,
         entrypoint=entrypoint,
-        environment=environment or {},
+        environment={**settings.user_environment(model), **(environment or {})},
         networks=(naming.MODELS_NET,),
-        volumes=volumes,
+        volumes=(*volumes, *settings.user_mounts(model)),
+        shm_size=model.shm_size,
         files=files,
         healthcheck=Healthcheck(healthcheck, start_period_s=_MODEL_START_PERIOD_S,
                                 interval_s=5, retries=3),
@@ -359,7 +344,7 @@ def _sync(stack: Stack, model: Model, layout: str) -> ServicePlan:
         image=image_for(stack.images, "model-sync"),
         role="sync",
         environment={
-            "MODEL_URI": model.model,
+            "MODEL_URI": model.uri,
             "MODEL_NAME": model.name,
             "MLFLOW_TRACKING_URI": naming.mlflow_url(),
             **naming.MLFLOW_CLIENT_ENV,

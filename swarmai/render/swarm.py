@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from swarmai.render import common, naming
-from swarmai.render.gateway import router_labels
+from swarmai.render.gateway import ready_check_labels, router_labels
 from swarmai.render.plan import ServicePlan
-from swarmai.spec import Gpus, Stack
+from swarmai.spec import Gpus, Stack, size_bytes
 
 # Past the healthcheck window, a task that is still not healthy has failed;
 # a monitor shorter than that would declare a bad update successful.
@@ -56,6 +56,13 @@ def _service(stack: Stack, plan: ServicePlan, *, ipvs: bool) -> dict[str, Any]:
         service["environment"]["NVIDIA_VISIBLE_DEVICES"] = ",".join(plan.gpus.devices)
     if plan.files:
         service["configs"] = [{"source": f.key, "target": f.target} for f in plan.files]
+    if plan.shm_size is not None:
+        # `stack deploy` ignores shm_size (an "unsupported option"), so mount a
+        # tmpfs of that size at /dev/shm: the engine then skips its own 64 MB
+        # one (moby's setupIPCDirs checks HasMountFor("/dev/shm")).
+        service.setdefault("volumes", []).append({
+            "type": "tmpfs", "target": naming.SHM, "tmpfs": {"size": size_bytes(plan.shm_size)},
+        })
     if plan.ports:
         mode = "ingress" if ipvs else "host"
         service["ports"] = [
@@ -75,6 +82,8 @@ def _deploy(stack: Stack, plan: ServicePlan, *, ipvs: bool) -> dict[str, Any]:
     labels = {**plan.labels, "swarmai.stack": stack.name}
     if plan.routed_model is not None and plan.route_port is not None:
         labels.update(router_labels(stack, plan.routed_model, plan.route_port, "swarm"))
+        if plan.ready_path is not None:
+            labels.update(ready_check_labels(stack, plan.routed_model, plan.ready_path))
     deploy["labels"] = labels
     placement: dict[str, Any] = {}
     if constraints := _constraints(stack, plan):
@@ -88,10 +97,13 @@ def _deploy(stack: Stack, plan: ServicePlan, *, ipvs: bool) -> dict[str, Any]:
     resources: dict[str, Any] = {}
     if limits := common.limits(plan.resources):
         resources["limits"] = limits
+    reservations = common.reservations(plan.resources)
     if plan.gpus is not None and not plan.gpus.share:
         # A shared device is not reserved: one discrete unit cannot go to two
         # services.  Exclusive ones are, so the scheduler refuses double-booking.
-        resources["reservations"] = {"generic_resources": _gpu_reservations(plan.gpus)}
+        reservations["generic_resources"] = _gpu_reservations(plan.gpus)
+    if reservations:
+        resources["reservations"] = reservations
     if resources:
         deploy["resources"] = resources
     deploy["restart_policy"] = {"condition": "any", "delay": "5s", "window": "60s"}

@@ -3,6 +3,7 @@
 from swarmai.spec.images import DEFAULT_IMAGES, image_for
 from swarmai.spec.load import default_target, format_loc, load_stack
 from swarmai.spec.models import (
+    App,
     Batching,
     Gateway,
     GatewayAuth,
@@ -11,15 +12,20 @@ from swarmai.spec.models import (
     Network,
     Node,
     Registry,
+    Reservations,
     Resources,
     Runtime,
+    Server,
     Stack,
     Storage,
     Target,
+    Volume,
+    size_bytes,
 )
 
 __all__ = [
     "DEFAULT_IMAGES",
+    "App",
     "Batching",
     "Gateway",
     "GatewayAuth",
@@ -28,13 +34,17 @@ __all__ = [
     "Network",
     "Node",
     "Registry",
+    "Reservations",
     "Resources",
     "Runtime",
+    "Server",
     "Stack",
     "Storage",
     "Target",
+    "Volume",
     "default_target",
     "format_loc",
     "image_for",
     "load_stack",
+    "size_bytes",
 ]

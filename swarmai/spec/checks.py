@@ -10,26 +10,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from swarmai.spec.findings import Finding, Loc
 from swarmai.spec.images import DEFAULT_IMAGES
 from swarmai.spec.models import IMAGE_REGISTRY, IMAGE_REGISTRY_KEY, Model, Stack, Target
+from swarmai.spec.settings import check_model_settings
 from swarmai.spec.suggest import did_you_mean
 
-Loc = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class Finding:
-    loc: Loc
-    message: str
-    hint: str = ""
+__all__ = ["Finding", "Loc", "check_stack"]
 
 
 def check_stack(stack: Stack, target: Target) -> list[Finding]:
     """Every cross-field problem of ``stack`` when deployed to ``target``."""
     findings: list[Finding] = []
-    for check in (_unique_names, _routes, _storage, _images):
+    for check in (_unique_names, _routes, _runtime_blocks, _storage, _images,
+                  check_model_settings):
         findings.extend(check(stack))
     findings.extend(_gpu_devices(stack, target))
     findings.extend(_gpu_exclusivity(stack, target))
@@ -62,6 +57,41 @@ def _routes(stack: Stack) -> Iterator[Finding]:
             )
         else:
             first_seen[route] = index
+
+
+def _runtime_blocks(stack: Stack) -> Iterator[Finding]:
+    """``model:`` and ``app:`` where each runtime needs them."""
+    for index, model in enumerate(stack.models):
+        loc: Loc = ("models", index)
+        if model.runtime == "app":
+            yield from _app_rules(model, loc)
+            continue
+        if model.model is None:
+            yield Finding((*loc, "model"),
+                          f"runtime {model.runtime} serves a registry model: model: is required",
+                          "add model: models:/NAME@ALIAS (or models:/NAME/VERSION)")
+        if model.app is not None:
+            yield Finding((*loc, "app"),
+                          f"app: is for runtime app; this model runs {model.runtime}",
+                          "remove app:, or set runtime: app to serve your own image")
+
+
+# Keys that configure swarmai's own servers; an app has its own settings.
+_NOT_FOR_APPS = {
+    "batching": "batching: is done by swarmai's runtimes; your app batches (or not) itself",
+    "server": "server: sets the limits of swarmai's runtimes; your app enforces its own",
+}
+
+
+def _app_rules(model: Model, loc: Loc) -> Iterator[Finding]:
+    if model.app is None:
+        yield Finding((*loc, "app"), "runtime app needs an app: block naming your server's image",
+                      "add app: {image: REGISTRY/NAME:TAG, port: 8000}")
+    for key, message in _NOT_FOR_APPS.items():
+        if getattr(model, key) is not None:
+            yield Finding((*loc, key), message,
+                          f"remove {key}:, and hand your app its settings in environment: "
+                          "(or app.command)")
 
 
 def _storage(stack: Stack) -> Iterator[Finding]:

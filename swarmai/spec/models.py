@@ -20,7 +20,10 @@ _T = TypeVar("_T")
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
-Runtime = Literal["tfserving", "torchserve", "fastapi"]
+Runtime = Literal["tfserving", "torchserve", "fastapi", "app"]
+# The runtimes that load the model from MLflow in the server itself, so deploy pins
+# their servers to the version an alias resolves to (see render.bundle.Serving).
+PINNED_RUNTIMES: tuple[Runtime, ...] = ("fastapi", "app")
 Target = Literal["compose", "swarm"]
 IpvsMode = Literal["auto", True, False]
 
@@ -31,8 +34,16 @@ GPU_ID = re.compile(r"^(?:[0-9]+|GPU-[0-9A-Fa-f-]{8,}|MIG-[0-9A-Fa-f-]{8,})$")
 DOCKER_SIZE = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:[bB]|[kKmMgG][bB]?)?$")
 CPUS = re.compile(r"^-?[0-9]+(?:\.[0-9]+)?$")
 ROUTE = re.compile(r"^(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+)+$")
+# A path an app answers on: `/` alone, or segments as in ROUTE, a trailing `/` allowed.
+_SEGMENT = r"(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+"
+URL_PATH = re.compile(rf"^/(?:{_SEGMENT}(?:/{_SEGMENT})*/?)?$")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+# Upper case is the convention, but lower-case names such as http_proxy are real.
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Absolute, normalised (no empty, `.` or `..` segments, no trailing `/`).
+CONTAINER_PATH = re.compile(r"^(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._@+-]+)+$")
+VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # HOST[:PORT][/PATH]: a registry address, no tag or digest.
 IMAGE_REGISTRY = re.compile(
     r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*$")
@@ -81,6 +92,29 @@ def _positive_cpus(value: object) -> str:
     return text
 
 
+def _env_text(value: object) -> object:
+    # YAML reads `DEBUG: true` as a bool and `THREADS: 4` as an int; the
+    # environment is text, spelled as the stack file wrote it.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if value is None:
+        raise ValueError('has no value (write "" for an empty one)')
+    return value
+
+
+def _volume_source(value: str) -> str:
+    if value.startswith("/"):
+        if not CONTAINER_PATH.fullmatch(value):
+            raise ValueError(f"{value!r} is not a normalised absolute host path "
+                             "(for example '/srv/lexicon')")
+    elif not VOLUME_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is neither a volume name nor an absolute host path "
+                         "(for example 'lexicon' or '/srv/lexicon')")
+    return value
+
+
 DnsLabel = Annotated[str, _matches(DNS_LABEL, "a lowercase DNS label of at most 40 characters",
                                    "'vision' or 'fraud-v2'")]
 NodeName = Annotated[str, _matches(HOSTNAME, "a node hostname", "'gpu-a'")]
@@ -92,8 +126,29 @@ Route = Annotated[str, _matches(ROUTE, "a URL path of one or more segments", "'/
 DockerSize = Annotated[str, BeforeValidator(_id_as_text),
                        _matches(DOCKER_SIZE, "a Docker size", "'512M' or '2G'")]
 Cpus = Annotated[str, BeforeValidator(_positive_cpus)]
+EnvName = Annotated[str, _matches(ENV_NAME, "a variable name (letters, digits, '_')",
+                                  "'LOG_LEVEL'")]
+EnvValue = Annotated[str, BeforeValidator(_env_text)]
+ContainerPath = Annotated[str, _matches(CONTAINER_PATH, "an absolute path in the container",
+                                        "'/opt/lexicon'")]
+VolumeSource = Annotated[str, AfterValidator(_volume_source)]
 ImageRef = Annotated[str, _matches(IMAGE_REF, "an image reference",
                                    "'registry.local/traefik:v3.7.15'")]
+UrlPath = Annotated[str, _matches(URL_PATH, "a URL path", "'/healthz' or '/health/ready'")]
+# A command-line argument: `--port, 9000` in YAML is text too, spelled as written.
+Argument = Annotated[str, BeforeValidator(_env_text)]
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def size_bytes(size: str) -> int:
+    """A Docker size (``512M``, ``1.5g``, ``100kb``) in bytes, as Docker reads it (binary units)."""
+    match = re.fullmatch(r"([0-9.]+)([bBkKmMgG]?)[bB]?", size)
+    if match is None or not DOCKER_SIZE.fullmatch(size):
+        raise ValueError(f"{size!r} is not a Docker size")
+    number, unit = match.groups()
+    return int(float(number) * _SIZE_UNITS[unit.lower()])
 
 
 class FrozenDict(dict[_K, _V]):
@@ -166,20 +221,84 @@ class Batching(_Spec):
     max_delay_ms: int = Field(ge=0, le=60_000)
 
 
-class Resources(_Spec):
+class Reservations(_Spec):
+    """What the scheduler sets aside for each task (Swarm places by it)."""
+
     cpus: Cpus | None = None
     memory: DockerSize | None = None
+
+
+class Resources(_Spec):
+    # Limits; a reservation above its limit is refused by the checks.
+    cpus: Cpus | None = None
+    memory: DockerSize | None = None
+    reservations: Reservations | None = None
+
+
+class Volume(_Spec):
+    """An extra mount into the model server; read-only unless asked."""
+
+    source: VolumeSource
+    target: ContainerPath
+    read_only: bool = True
+
+
+class Server(_Spec):
+    """Limits of the model server process.
+
+    Only keys set in the stack file are rendered; otherwise each runtime keeps
+    its own default (swarmai's FastAPI server: 1 worker, 16 MB bodies, 64
+    queued requests, 30 s).  Which runtime honours which key: see checks.
+    """
+
+    workers: int | None = Field(default=None, ge=1, le=64)
+    # At most 1 GiB: TorchServe holds sizes in a Java int.
+    max_body_mb: int | None = Field(default=None, ge=1, le=1024)
+    max_queue: int | None = Field(default=None, ge=1, le=100_000)
+    timeout_s: int | None = Field(default=None, ge=1, le=3600)
+
+
+class App(_Spec):
+    """Your own server image as a model's runtime (``runtime: app``).
+
+    swarmai gives it what it gives its own runtimes (route, GPUs, health-gated
+    start-first rolls); the image is the user's, so it is never built or pushed.
+    """
+
+    image: ImageRef
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Docker's healthcheck (a task is started, and a roll goes on, once it answers 2xx).
+    health_path: UrlPath = "/healthz"
+    # The gateway's active health check; None: health_path.
+    ready_path: UrlPath | None = None
+    # Replaces the image's CMD (its ENTRYPOINT stays).
+    command: Annotated[tuple[Argument, ...], AfterValidator(_non_empty)] | None = None
+
+    @property
+    def readiness_path(self) -> str:
+        return self.ready_path or self.health_path
 
 
 class Model(_Spec):
     name: DnsLabel
     runtime: Runtime
-    model: ModelUri
+    # Required except with runtime app (checks.py): an app may load no registry model.
+    model: ModelUri | None = None
     replicas: int = Field(default=1, ge=1, le=1000)
     route: Route | None = None
     gpus: Gpus | None = None
     batching: Batching | None = None
     resources: Resources | None = None
+    environment: Annotated[Mapping[EnvName, EnvValue], AfterValidator(FrozenDict)] = Field(
+        default_factory=FrozenDict)
+    volumes: tuple[Volume, ...] = ()
+    shm_size: DockerSize | None = None
+    server: Server | None = None
+    # Whether a prediction may be sent twice: the gateway then retries one whose
+    # replica died before answering (a 502) on another replica.
+    idempotent: bool = True
+    # runtime app only (checks.py): the image, port and paths of the user's server.
+    app: App | None = None
 
     @property
     def public_route(self) -> str:
@@ -187,9 +306,25 @@ class Model(_Spec):
         return self.route or f"/models/{self.name}"
 
     @property
-    def registered_name(self) -> str:
-        """The registered-model name in MLflow, taken from the model URI."""
-        return modeluri.parse(self.model).name  # valid: checked by the field validator
+    def uri(self) -> str:
+        """The registry model URI, for code that serves one (every runtime but an app
+        without ``model:``, which the checks allow only there)."""
+        if self.model is None:
+            raise ValueError(f"model {self.name} names no registry model (model:)")
+        return self.model
+
+    @property
+    def registered_name(self) -> str | None:
+        """The registered-model name in MLflow, taken from the model URI (None: no model)."""
+        # Valid: checked by the field validator.
+        return None if self.model is None else modeluri.parse(self.model).name
+
+    @property
+    def pinned_by_deploy(self) -> bool:
+        """Whether deploy pins the server to the version its alias resolves to: a server
+        that loads an aliased model from MLflow itself (fastapi, an app with ``model:``)."""
+        return (self.runtime in PINNED_RUNTIMES and self.model is not None
+                and modeluri.parse(self.model).alias is not None)
 
 
 class Stack(_Spec):

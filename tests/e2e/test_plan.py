@@ -47,6 +47,12 @@ EDITED = (STACK.replace("route: /scorer", "route: /scored")
           .replace("memory: 700M", "memory: 800M")
           .replace("    resources:", "    replicas: 2\n    resources:"))
 ROUTE_LABEL = f"labels.traefik.http.routers.{NAME}-scorer.rule"
+
+
+def _rule(route: str) -> str:
+    """The router rule swarmai renders for ``route`` (private paths excluded)."""
+    return (f"(Path(`{route}`) || PathPrefix(`{route}/`)) && !PathRegexp(`^{route}/"
+            r"(metrics|docs|redoc|openapi\.json|monitoring)([/;%].*)?$`)")
 ROUTES_CONFIG = "configs./etc/traefik/dynamic/routes.yml"
 
 
@@ -180,8 +186,7 @@ def test_plan_on_swarm_and_compose(tmp_path: Path, offline_images: dict[str, str
          [(ROUTES_CONFIG, *_config_change(swarm))]),
         ("service", "model-scorer", "change",
          [("replicas", "1", "2"), ("resources.limits.memory", "700M", "800M"),
-          (ROUTE_LABEL, "Path(`/scorer`) || PathPrefix(`/scorer/`)",
-           "Path(`/scored`) || PathPrefix(`/scored/`)")]),
+          (ROUTE_LABEL, _rule("/scorer"), _rule("/scored"))]),
         ("config", "traefik-routes", "change", [("content", *_config_change(swarm))]),
     ]
     # What restarts, truthfully per target: Swarm rolls the gateway onto its new config

@@ -9,6 +9,9 @@ MLflow with ``swarmai models push``:
 deploy names the missing models and exits 1 -> push -> deploy -> predictions
 through Traefik equal the models run by TensorFlow / torch in a container and
 by numpy / scikit-learn in this process -> status shows each served version ->
+metrics and API descriptions are 404 through the gateway and answer on the
+stack's network -> under 4 clients, SIGKILL of one replica and then the other
+of TorchServe and of swarmai's server (two each) fails no request ->
 a new TF version pushed with the alias is synced and served without restarting
 the server -> a TorchScript model TorchServe cannot load makes the deploy fail
 with TorchServe's error -> rm/down --volumes leaves the engine as found.
@@ -20,6 +23,8 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +35,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from lifecycle import IRIS_COLUMNS, IRIS_ROWS, engine_snapshot, post, swarmai, wait_until
+from replica_loss import kill_replicas_under_load
 
 from swarmai.engine import Engine
 
@@ -149,10 +155,12 @@ models:
   - name: linear
     runtime: torchserve
     model: models:/linear@production
+    replicas: 2
     batching: {{max_batch_size: 4, max_delay_ms: 5}}
   - name: iris
     runtime: fastapi
     model: models:/iris@production
+    replicas: 2
 {extra}images:
   tfserving: {standin}
 """
@@ -230,6 +238,45 @@ def _push(stack: Path, target: Target, name: str, path: Path) -> None:
     assert pushed.returncode == 0, pushed.stdout + pushed.stderr
 
 
+# Paths a model server answers on the stack's network only: through the gateway 404.
+PRIVATE_PATHS = ("iris/metrics", "iris/docs", "iris/openapi.json", "iris/redoc",
+                 "iris/metrics/", "iris/metrics%2Fx", "linear/metrics",
+                 "dense/monitoring/prometheus/metrics")
+# From inside the stack's network (a model-iris container): metrics answer.
+IN_NETWORK = ("http://model-iris:8000/metrics", "http://model-linear:8082/metrics")
+
+
+def _check_private_paths(target: Target) -> None:
+    for path in PRIVATE_PATHS:
+        url = f"http://127.0.0.1:{target.port}/models/{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                status = response.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        assert status == 404, (url, status)
+    container = _containers(target, "model-iris")[0]
+    for url in IN_NETWORK:
+        fetched = Engine.from_env().api.exec_create(container, [
+            "python3", "-c",
+            f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=10).status)"])
+        output = Engine.from_env().api.exec_start(fetched).decode()
+        assert output.strip().endswith("200"), (url, output[-500:])
+
+
+def _crash_replicas(target: Target) -> None:
+    """SIGKILL of one replica and then the other, for TorchServe and for swarmai's
+    server, under 4 clients each: no request fails (replica_loss.py)."""
+    base = f"http://127.0.0.1:{target.port}/models"
+    for service, url, payload in (
+            ("model-iris", f"{base}/iris/v1/predict",
+             {"dataframe_split": {"columns": IRIS_COLUMNS, "data": IRIS_ROWS}}),
+            ("model-linear", f"{base}/linear/predictions/linear", {"instances": ROWS})):
+        summary = kill_replicas_under_load(url, payload, target.container_label(service))
+        assert summary["failed"] == 0, summary
+        assert summary["requests"] >= 100, summary
+
+
 def _lifecycle(tmp_path: Path, target: Target, models: Models, standin: str) -> None:
     stack = tmp_path / f"{target.name}.yaml"
     stack.write_text(stack_text(target.name, target.port, standin))
@@ -255,6 +302,8 @@ def _lifecycle(tmp_path: Path, target: Target, models: Models, standin: str) -> 
         assert started.returncode == 0, started.stdout + started.stderr
         _check_predictions(target, models, "dense_v1")
         assert _versions(stack, target) == {"dense": "1", "linear": "1", "iris": "1"}
+        _check_private_paths(target)
+        _crash_replicas(target)
 
         # A new TF version behind the alias: model-sync lays it out on its next
         # poll and the server loads it from the volume, in the same container.

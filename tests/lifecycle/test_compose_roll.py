@@ -33,3 +33,13 @@ def test_a_changed_route_is_not_rolled_side_by_side() -> None:
     assert same_routing({"traefik.http.routers.r.rule": "Path(`/a`)", "other": "y"}, running)
     assert not same_routing({"traefik.http.routers.r.rule": "Path(`/b`)"}, running)
     assert not same_routing({}, running)
+
+
+def test_a_doubled_dollar_in_the_compose_file_is_the_same_route() -> None:
+    # Compose turns the file's `$$` into the label's `$`: a route rule with a
+    # regexp must not look changed, or every rollout would go stop-first.
+    rule = "traefik.http.routers.s-m.rule"
+    declared = {rule: "PathRegexp(`^/m/(metrics)$$`)"}
+    running = [{"Labels": {rule: "PathRegexp(`^/m/(metrics)$`)"}}]
+    from swarmai.lifecycle.compose_roll import same_routing
+    assert same_routing(declared, running)

@@ -33,6 +33,7 @@ from swarmai.lifecycle.plan_shapes import (
     format_bytes,
     parse_bytes,
     swarm_service,
+    unescape,
 )
 from swarmai.lifecycle.secrets import secret_values
 from swarmai.registry_client import CheckResult
@@ -76,8 +77,9 @@ def _desired(stack: Stack, target: Target, version: str | None = "1") -> Desired
 
 
 def _rendered(stack: Stack, target: Target, version: str = "1") -> dict[str, Any]:
+    """The rendered file as the engine reads it: `$$` interpolated to `$` (router rules)."""
     bundle = render_bundle(stack, target, ipvs=False, serving=Serving(pinned={"scorer": version}))
-    document: dict[str, Any] = yaml.safe_load(bundle.files[bundle.main])
+    document: dict[str, Any] = unescape(yaml.safe_load(bundle.files[bundle.main]))
     return document
 
 

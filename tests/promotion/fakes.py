@@ -14,15 +14,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from swarmai import modeluri
+from swarmai.engine import Engine
 from swarmai.errors import OperationError
 from swarmai.lifecycle.status import ServiceStatus
 from swarmai.lifecycle.steps import Prepared, StartOptions, StartReport, StopReport
 from swarmai.registry_client import (
     AliasMove,
     ModelDescription,
+    ModelRequirements,
     Preflight,
     RegistryTarget,
     VersionFacts,
@@ -73,11 +75,16 @@ class FakeRegistry:
         else:
             tags[key] = value
 
-    def preflight(self, name: str, version: int | str, runtime: str) -> Preflight:
+    def preflight(self, name: str, version: int | str, runtime: str, *,
+                  image: str | None = None) -> Preflight:
         self.calls.append(("preflight", name, int(version)))
         self._require(name, int(version))
         uri = modeluri.version_uri(name, version)
         return Preflight(uri, runtime, "loads (fake)")
+
+    def requirements(self, uris: Sequence[str]) -> list[ModelRequirements]:
+        """Every version records only what the server image has: no image to build."""
+        return [ModelRequirements(uri, ("mlflow==3.17.2",), recorded=True) for uri in uris]
 
     def _require(self, name: str, version: int) -> None:
         if version not in self.versions.get(name, set()):
@@ -102,6 +109,13 @@ class FakeBackend:
     files: dict[str, str | None] = field(default_factory=dict)
 
     @property
+    def engine(self) -> Engine:
+        # Promotion builds a model's own image on it only when its requirements
+        # need more than the server image, which the fake registry's never do:
+        # no engine is ever used.
+        return cast(Engine, None)
+
+    @property
     def calls(self) -> list[tuple[Any, ...]]:
         return self.registry.calls
 
@@ -110,6 +124,8 @@ class FakeBackend:
         self.calls.append(("start", self.target))
         wanted = {}
         for model in stack.models:
+            if model.model is None:
+                continue  # an app that loads no registry model: its image is its version
             uri = modeluri.parse(model.model)
             version = (uri.version if uri.alias is None
                        else self.registry.aliases.get(uri.name, {}).get(uri.alias))

@@ -34,6 +34,43 @@ def test_traefik_dynamic_has_strip_retry_and_auth(vision: Stack) -> None:
     assert middlewares["auth"]["basicAuth"]["usersFile"] == "/run/secrets/gateway-htpasswd"
 
 
+def test_predictions_are_retried_after_a_502_unless_a_model_opts_out(
+        vision: Stack, main_document: Render) -> None:
+    retry = gateway.dynamic_config(vision)["http"]["middlewares"]["retry"]["retry"]
+    assert retry["status"] == ["502", "503"] and retry["retryNonIdempotentMethod"] is True
+    assert "retry-unsent" not in gateway.dynamic_config(vision)["http"]["middlewares"]
+
+    churn = next(m for m in vision.models if m.name == "churn")
+    models = tuple(m.model_copy(update={"idempotent": False}) if m is churn else m
+                   for m in vision.models)
+    opted = vision.model_copy(update={"models": models})
+    unsent = gateway.dynamic_config(opted)["http"]["middlewares"]["retry-unsent"]["retry"]
+    assert set(unsent) == {"attempts", "initialInterval"}  # network errors only
+    for target in ("swarm", "compose"):
+        services = main_document(opted, target)["services"]
+        labels = [s.get("deploy", {}).get("labels") or s.get("labels") or {}
+                  for s in services.values()]
+        chains = {k: v for each in labels for k, v in each.items()
+                  if k.endswith(".middlewares") and ".routers." in k}
+        assert chains["traefik.http.routers.vision-churn.middlewares"].endswith(
+            "retry-unsent@file"), chains
+        assert all(v.endswith(",retry@file") for k, v in chains.items() if "churn" not in k)
+
+
+def test_every_routed_runtime_is_health_checked_on_both_targets(
+        vision: Stack, main_document: Render) -> None:
+    for target in ("swarm", "compose"):
+        services = main_document(vision, target)["services"]
+        for model in vision.models:
+            service = services[f"model-{model.name}"]
+            labels = service.get("labels") or service["deploy"]["labels"]
+            prefix = f"traefik.http.services.vision-{model.name}.loadbalancer.healthcheck"
+            assert labels[f"{prefix}.interval"] == "1s", (target, model.name)
+            assert labels[f"{prefix}.path"].startswith("/"), (target, model.name)
+            passive = prefix.replace(".healthcheck", ".passivehealthcheck")
+            assert labels[f"{passive}.maxfailedattempts"] == "2", (target, model.name)
+
+
 def test_dashboard_is_published_only_when_asked(vision: Stack, main_document: Render) -> None:
     closed = main_document(vision, "swarm")["services"]["gateway"]["ports"]
     assert [p["target"] for p in closed] == [80]

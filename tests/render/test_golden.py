@@ -1,5 +1,8 @@
 """Golden-file tests: every example stack renders, for both targets, exactly as reviewed.
 
+Besides stacks/, tests/render/stacks/ holds stacks that exercise keys the
+examples leave out (per-model server settings).
+
 Regenerate after an intended change with ``UPDATE_GOLDEN=1 pytest tests/render``
 and review the diff like code.
 """
@@ -16,7 +19,8 @@ from swarmai.spec import load_stack
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden"
-STACKS = sorted((REPO / "stacks").glob("*.yaml"))
+STACKS = sorted((REPO / "stacks").glob("*.yaml")) + sorted(
+    (Path(__file__).resolve().parent / "stacks").glob("*.yaml"))
 CASES = [(stack, target) for stack in STACKS for target in ("compose", "swarm")]
 
 

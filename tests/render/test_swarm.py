@@ -22,8 +22,10 @@ def test_traefik_labels_are_on_the_service_with_the_mandatory_port(
     assert "labels" not in churn, "Traefik ignores container labels on Swarm"
     labels = churn["deploy"]["labels"]
     assert labels["traefik.http.services.vision-churn.loadbalancer.server.port"] == "8000"
+    # As written in stack.yml, `$` is doubled for `stack deploy` interpolation.
     assert labels["traefik.http.routers.vision-churn.rule"] == (
-        "Path(`/churn`) || PathPrefix(`/churn/`)"
+        "(Path(`/churn`) || PathPrefix(`/churn/`)) && !PathRegexp("
+        "`^/churn/(metrics|docs|redoc|openapi\\.json|monitoring)([/;%].*)?$$`)"
     )
     assert labels["traefik.swarm.network"] == "vision_models"
     assert labels["traefik.http.routers.vision-churn.middlewares"] == (

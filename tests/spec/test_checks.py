@@ -204,3 +204,36 @@ def test_field_errors_come_before_cross_field_rules(write_stack: Write) -> None:
 
 def test_returned_stack_type(write_stack: Write) -> None:
     assert isinstance(load_stack(write_stack(NODES + model("a"))), Stack)
+
+
+# --- per-model server settings ----------------------------------------------
+
+
+def test_every_settings_problem_is_reported_at_once(write_stack: Write) -> None:
+    path = write_stack(NODES + model("a", "environment: {MODEL_URI: x, SWARMAI_X: y}\n"
+                                          "volumes:\n"
+                                          "  - {source: s3-data, target: /home/model-server}\n"
+                                          "resources: {memory: 1G, reservations: {memory: 2G}}"))
+    with pytest.raises(SpecError) as caught:
+        load_stack(path)
+    assert paths(caught) == [
+        "models[0].environment.MODEL_URI", "models[0].environment.SWARMAI_X",
+        "models[0].volumes[0].target", "models[0].volumes[0].source",
+        "models[0].resources.reservations.memory",
+    ]
+
+
+def test_settings_within_the_rules_are_accepted(write_stack: Write) -> None:
+    path = write_stack(NODES + model("a", "environment: {LOG_LEVEL: debug, MODEL_PATH: /x}\n"
+                                          "volumes: [{source: /srv/a, target: /opt/a}, "
+                                          "{source: /srv/a, target: /opt/b}]\n"
+                                          "resources: {cpus: 1, reservations: {cpus: 1}}\n"
+                                          "server: {workers: 2, max_body_mb: 8, max_queue: 4, "
+                                          "timeout_s: 9}"))
+    assert load_stack(path).models[0].server is not None
+
+
+@pytest.mark.parametrize("runtime", ["fastapi", "tfserving"])
+def test_a_timeout_is_honoured_by_every_runtime(write_stack: Write, runtime: str) -> None:
+    text = f"version: 1\nname: demo\nmodels:\n{model('a', 'server: {timeout_s: 5}')}"
+    assert load_stack(write_stack(text.replace("torchserve", runtime))).models[0].server

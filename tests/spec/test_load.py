@@ -159,10 +159,19 @@ def test_unknown_image_key_hint_lists_known_keys(write_stack: Write) -> None:
 
 
 def test_missing_field_hint(write_stack: Write) -> None:
-    text = "version: 1\nname: demo\nmodels:\n  - {name: a, runtime: fastapi}\n"
+    text = "version: 1\nname: demo\nmodels:\n  - {model: models:/a/1, runtime: fastapi}\n"
     (problem,) = problems(write_stack(text))
     assert (problem.path, problem.message, problem.hint) == (
-        "models[0].model", "is required but missing", "add model:")
+        "models[0].name", "is required but missing", "add name:")
+
+
+def test_missing_model_is_a_located_problem_except_for_an_app(write_stack: Write) -> None:
+    # `model:` is optional in the schema (an app may load none): a check requires it.
+    text = "version: 1\nname: demo\nmodels:\n  - {name: a, runtime: fastapi}\n"
+    (problem,) = problems(write_stack(text))
+    assert (problem.path, problem.hint) == (
+        "models[0].model", "add model: models:/NAME@ALIAS (or models:/NAME/VERSION)")
+    assert "model: is required" in problem.message
 
 
 def test_builtin_errors_show_the_value_own_errors_quote_it_once(write_stack: Write) -> None:

@@ -16,10 +16,14 @@ from swarmai.spec import (
     Model,
     Network,
     Registry,
+    Reservations,
     Resources,
+    Server,
     Stack,
     Storage,
+    Volume,
     load_stack,
+    size_bytes,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -185,6 +189,56 @@ def test_managed_storage_may_publish_its_port(write_stack: Write) -> None:
     assert load_stack(write_stack(text)).storage.publish_port == 9000
 
 
+# --- per-model server settings ----------------------------------------------
+
+
+def test_settings_default_to_nothing(write_stack: Write) -> None:
+    model = load_stack(write_stack(MINIMAL)).models[0]
+    assert (dict(model.environment), model.volumes, model.shm_size, model.server) == (
+        {}, (), None, None)
+
+
+def test_environment_values_are_text_as_written(write_stack: Write) -> None:
+    text = one_model('environment: {THREADS: 4, RATIO: 0.5, DEBUG: true, QUIET: false, '
+                     'EMPTY: "", http_proxy: "http://proxy:3128"}')
+    env = load_stack(write_stack(text)).models[0].environment
+    assert dict(env) == {"THREADS": "4", "RATIO": "0.5", "DEBUG": "true", "QUIET": "false",
+                         "EMPTY": "", "http_proxy": "http://proxy:3128"}
+    with pytest.raises(TypeError, match="immutable"):
+        env["OTHER"] = "x"  # type: ignore[index]
+
+
+def test_volumes_are_read_only_by_default(write_stack: Write) -> None:
+    text = one_model("volumes:\n  - {source: lexicon, target: /opt/lexicon}\n"
+                     "  - {source: /srv/scratch, target: /scratch, read_only: false}")
+    assert load_stack(write_stack(text)).models[0].volumes == (
+        Volume(source="lexicon", target="/opt/lexicon", read_only=True),
+        Volume(source="/srv/scratch", target="/scratch", read_only=False),
+    )
+
+
+def test_reservations_beside_limits(write_stack: Write) -> None:
+    text = one_model('resources: {cpus: 2, memory: 4G, reservations: {cpus: 2, memory: 4096M}}')
+    assert load_stack(write_stack(text)).models[0].resources == Resources(
+        cpus="2", memory="4G", reservations=Reservations(cpus="2", memory="4096M"))
+
+
+def test_server_keys_and_shm_size(write_stack: Write) -> None:
+    text = one_model("shm_size: 1G\nserver: {workers: 1, max_body_mb: 1024, max_queue: 1, "
+                     "timeout_s: 3600}")
+    model = load_stack(write_stack(text)).models[0]
+    assert model.shm_size == "1G"
+    assert model.server == Server(workers=1, max_body_mb=1024, max_queue=1, timeout_s=3600)
+
+
+@pytest.mark.parametrize(("size", "expected"), [
+    ("512M", 512 * 1024**2), ("1.5g", 1536 * 1024**2), ("64mb", 64 * 1024**2),
+    ("100k", 102_400), ("1024", 1024), ("3b", 3),
+])
+def test_docker_sizes_in_bytes(size: str, expected: int) -> None:
+    assert size_bytes(size) == expected
+
+
 # --- immutability -----------------------------------------------------------
 
 
@@ -210,7 +264,8 @@ def test_sequences_are_tuples() -> None:
 
 
 def test_unknown_keys_are_refused_by_every_model() -> None:
-    for kind in (Stack, Model, Gateway, Storage, Registry, Network, Gpus, Batching, Resources):
+    for kind in (Stack, Model, Gateway, Storage, Registry, Network, Gpus, Batching, Resources,
+                 Reservations, Volume, Server):
         assert kind.model_config.get("extra") == "forbid", kind
         assert kind.model_config.get("frozen") is True, kind
 

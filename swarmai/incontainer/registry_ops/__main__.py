@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from swarmai.incontainer.registry_ops import aliases, versions
+from swarmai.incontainer.registry_ops import aliases, requirements, versions
 from swarmai.incontainer.resolve import RegistryError
 
 
@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     preflight.add_argument("name")
     preflight.add_argument("version")
     preflight.add_argument("--runtime", required=True,
-                           choices=("fastapi", "tfserving", "torchserve"))
+                           choices=("fastapi", "tfserving", "torchserve", "app"))
+    needs = commands.add_parser("requirements", help="a version's recorded requirements.txt")
+    needs.add_argument("uris", nargs="+", metavar="models:/NAME/VERSION")
     args = parser.parse_args(argv)
     if not args.tracking_uri:
         return _fail("no MLflow tracking URI (--tracking-uri or MLFLOW_TRACKING_URI)", 2)
@@ -89,6 +91,8 @@ def _run(args: argparse.Namespace) -> Any:
         return {"name": args.name, "key": args.key, "value": args.value}
     if args.command == "preflight":
         return aliases.preflight(client, args.name, args.version, args.runtime)
+    if args.command == "requirements":
+        return [r.as_dict() for r in requirements.requirements(client, args.uris)]
     return [v.as_dict() for v in versions.list_versions(client)]
 
 

@@ -97,6 +97,7 @@ def preflight(client: Any, name: str, version: str, runtime: str) -> dict[str, A
     fastapi: the model loads with ``mlflow.pyfunc`` (this runs in the server
     image, which is the fastapi runtime).  tfserving / torchserve: the
     artifacts hold the SavedModel / TorchScript file model-sync lays out.
+    app: the artifacts download (how the user's app loads them is its own).
     """
     import mlflow
 
@@ -113,6 +114,8 @@ def preflight(client: Any, name: str, version: str, runtime: str) -> dict[str, A
 
 
 def _check_layout(uri: str, local: Path, runtime: str) -> str:
+    if runtime == "app":  # the user's app loads it its own way: downloading is the check
+        return "artifacts download (the app loads them itself)"
     if runtime == "fastapi":
         import mlflow.pyfunc
 

@@ -1,0 +1,70 @@
+#!/bin/sh
+# swarmai: start the MLflow tracking server with credentials from Docker secrets.
+#
+# No secret value appears in the service's environment, labels or command line:
+# boto3 reads the S3 keys from the secret file itself (an AWS shared-credentials
+# file), and the database password reaches libpq through a private pgpass file.
+# Before MLflow starts, it waits for its database and S3 store, and creates the
+# artifact bucket when missing, so the first deploy needs no separate bootstrap
+# step, services may start in any order, and a re-run changes nothing.
+set -eu
+
+export AWS_SHARED_CREDENTIALS_FILE="/run/secrets/${SWARMAI_S3_SECRET}"
+if [ -n "${SWARMAI_DB_SECRET:-}" ]; then
+  umask 077
+  # pgpass format: host:port:db:user:password, with ':' and '\' escaped.
+  password=$(sed 's/\\/\\\\/g; s/:/\\:/g' "/run/secrets/${SWARMAI_DB_SECRET}")
+  printf '%s:%s:%s:%s:%s\n' "$SWARMAI_DB_HOST" 5432 mlflow mlflow "$password" > /tmp/pgpass
+  export PGPASSFILE=/tmp/pgpass
+  unset password
+fi
+
+python3 - <<'PY'
+import os
+import socket
+import sys
+import time
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+# Wait for the database first: MLflow exits at once when it cannot migrate it.
+db_host = os.environ.get("SWARMAI_DB_HOST")
+deadline = time.monotonic() + 120
+while db_host:
+    try:
+        socket.create_connection((db_host, 5432), timeout=2).close()
+        break
+    except OSError as error:
+        if time.monotonic() > deadline:
+            sys.exit(f"swarmai: database {db_host}:5432 not reachable after 120 s: {error}")
+        time.sleep(1)
+
+bucket = os.environ["SWARMAI_BUCKET"]
+s3 = boto3.client("s3", endpoint_url=os.environ["MLFLOW_S3_ENDPOINT_URL"])
+deadline = time.monotonic() + 120
+while True:
+    try:
+        s3.head_bucket(Bucket=bucket)
+        print(f"swarmai: bucket {bucket} exists", flush=True)
+        break
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            s3.create_bucket(Bucket=bucket)
+            print(f"swarmai: created bucket {bucket}", flush=True)
+            break
+        last = f"{code}: {error}"
+    except BotoCoreError as error:
+        last = str(error)
+    if time.monotonic() > deadline:
+        sys.exit(f"swarmai: S3 store not ready after 120 s: {last}")
+    time.sleep(2)
+PY
+
+exec mlflow server \
+  --host 0.0.0.0 --port "${SWARMAI_MLFLOW_PORT}" \
+  --backend-store-uri "${SWARMAI_BACKEND_STORE_URI}" \
+  --artifacts-destination "s3://${SWARMAI_BUCKET}/artifacts" \
+  --allowed-hosts "${SWARMAI_ALLOWED_HOSTS}" \
+  --workers "${SWARMAI_MLFLOW_WORKERS:-2}"
