@@ -22,6 +22,7 @@ import uvicorn
 from swarmai.incontainer.server.app import ModelServer
 from swarmai.incontainer.server.config import Settings
 from swarmai.incontainer.server.loader import ModelLoader, mlflow_loader
+from swarmai.incontainer.server.whole_writes import WholeResponseH11
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def serve(settings: Settings, loader: ModelLoader | None = None) -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=settings.drain_seconds,
         lifespan="on",
+        http=WholeResponseH11,  # a crash never cuts a response in two
     )
     server = _DrainingServer(config, model_server, settings.deregister_seconds)
     logging.getLogger("uvicorn.access").addFilter(_QuietProbes())
