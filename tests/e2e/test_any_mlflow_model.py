@@ -12,7 +12,8 @@ nothing -> a new version of the torch model with the same requirements
 rolls in: nothing is built, the same image serves it -> a LightGBM version
 recorded as needing another LightGBM is promoted: its image is built before
 the alias moves, and serves it -> rm --volumes leaves the engine as found
-(the images stay: a cache, reused by the next run).
+(the images stay: a cache, reused by the next run, but for the LightGBM 4.5.0
+one, removed before the promotion that must be seen building it).
 """
 
 from __future__ import annotations
@@ -106,6 +107,16 @@ def _served_image(model: str) -> str:
     return str(container["Image"])
 
 
+OLDER_LIGHTGBM = "lightgbm==4.5.0"
+
+
+def _forget_images(requirements: str) -> None:
+    """Remove the model images built for ``requirements`` (none is in use here)."""
+    api = Engine.from_env().api
+    for image in api.images(filters={"label": f"swarmai.requirements={requirements}"}):
+        api.remove_image(image["Id"], force=True)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory,
           offline_images: dict[str, str]) -> Iterator[tuple[Path, list[float]]]:
@@ -184,10 +195,11 @@ def test_a_version_with_new_requirements_is_built_before_anything_rolls(
     older = path.parent / "boost-4.5"
     shutil.copytree(path.parent / "boost", older)
     (older / "requirements.txt").write_text(
-        (older / "requirements.txt").read_text().replace("lightgbm==4.6.0", "lightgbm==4.5.0"))
+        (older / "requirements.txt").read_text().replace("lightgbm==4.6.0", OLDER_LIGHTGBM))
     pushed = swarmai("models", "push", str(path), "boost", str(older), "-t", "compose",
                      "--offline")
     assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    _forget_images(OLDER_LIGHTGBM)  # an earlier run's, kept as a cache: this one must build
     promoted = swarmai("promote", str(path), "boost", "--to", "production", "--version", "2",
                        "-t", "compose", "--offline", *state)
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
@@ -197,6 +209,6 @@ def test_a_version_with_new_requirements_is_built_before_anything_rolls(
     after = _served_image("boost")
     assert after != before
     labels = Engine.from_env().api.inspect_image(after)["Config"]["Labels"]
-    assert labels["swarmai.requirements"] == "lightgbm==4.5.0", labels
+    assert labels["swarmai.requirements"] == OLDER_LIGHTGBM, labels
     body = _post("/models/boost/v1/predict", FRAME)
     assert _flat(body["predictions"]) == pytest.approx(boost, rel=1e-6), body
