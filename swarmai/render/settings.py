@@ -19,6 +19,7 @@ FASTAPI_WORKERS = "SWARMAI_WORKERS"
 FASTAPI_MAX_BODY_BYTES = "SWARMAI_MAX_BODY_BYTES"
 FASTAPI_MAX_QUEUE = "SWARMAI_MAX_QUEUE"
 FASTAPI_PREDICT_TIMEOUT_S = "SWARMAI_PREDICT_TIMEOUT_S"
+FASTAPI_ACCESS_LOG = "SWARMAI_ACCESS_LOG"
 
 _MB = 1024 * 1024
 
@@ -43,6 +44,7 @@ def fastapi_environment(model: Model) -> dict[str, str]:
         FASTAPI_MAX_BODY_BYTES: server.max_body_mb * _MB if server.max_body_mb else None,
         FASTAPI_MAX_QUEUE: server.max_queue,
         FASTAPI_PREDICT_TIMEOUT_S: server.timeout_s,
+        FASTAPI_ACCESS_LOG: server.access_log,
     }
     return {name: str(value) for name, value in values.items() if value is not None}
 

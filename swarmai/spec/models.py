@@ -256,6 +256,8 @@ class Server(_Spec):
     max_body_mb: int | None = Field(default=None, ge=1, le=1024)
     max_queue: int | None = Field(default=None, ge=1, le=100_000)
     timeout_s: int | None = Field(default=None, ge=1, le=3600)
+    # The fraction of requests swarmai's FastAPI server logs (0: none, 1: all).
+    access_log: float | None = Field(default=None, ge=0, le=1)
 
 
 class App(_Spec):

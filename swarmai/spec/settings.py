@@ -18,7 +18,7 @@ _ALL_SERVER_KEYS = tuple(Server.model_fields)
 # flag, but no worker count, body-size limit or request queue of its own.
 SERVER_KEYS: dict[Runtime, tuple[str, ...]] = {
     "fastapi": _ALL_SERVER_KEYS,
-    "torchserve": _ALL_SERVER_KEYS,
+    "torchserve": ("workers", "max_body_mb", "max_queue", "timeout_s"),
     "tfserving": ("timeout_s",),
 }
 

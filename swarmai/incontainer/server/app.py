@@ -21,6 +21,7 @@ behind the gateway can tell which replica's model answered.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,11 +39,15 @@ from swarmai.incontainer.server.predicting import Predictions
 from swarmai.incontainer.server.state import ModelHolder
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("swarmai.access")
 
 PREDICT_PATHS = frozenset({"/v1/predict", "/invocations"})
 NAME_HEADER = "X-Model-Name"
 VERSION_HEADER = "X-Model-Version"
 UNKNOWN_VERSION = "unknown"
+# Docker probes /readyz every few seconds and Prometheus scrapes /metrics: the
+# access log skips their successes, which would bury the requests worth reading.
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class ModelServer:
@@ -144,6 +149,15 @@ class ModelServer:
         if path in PREDICT_PATHS:
             self.metrics.requests.labels(str(status)).inc()
             self.metrics.latency.observe(seconds)
+        if self._sampled(path, status):
+            access_log.info("%s %d %.1f ms", path, status, seconds * 1000)
+
+    def _sampled(self, path: str, status: int) -> bool:
+        """Whether this response gets an access-log line (``SWARMAI_ACCESS_LOG``)."""
+        rate = self.settings.access_log
+        if rate <= 0 or (path in QUIET_PATHS and status < 400):
+            return False
+        return rate >= 1 or random.random() < rate
 
     async def _healthz(self) -> dict[str, bool]:
         return {"alive": True}

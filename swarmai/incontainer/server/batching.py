@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,8 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
-from swarmai.incontainer.server.outputs import split_predictions
+from swarmai.incontainer.server.outputs import OutputError, split_predictions
 from swarmai.incontainer.server.payload import ModelInput
+
+log = logging.getLogger(__name__)
 
 # Runs the model: (combined data, params) -> output with one entry per row.
 PredictFn = Callable[[Any, dict[str, Any] | None], Any]
@@ -180,7 +183,14 @@ class Batcher:
             # Nothing to split: any output shape the model returns is fine.
             return [self._predict(items[0].data, items[0].params)]
         output = self._predict(_concat([item.data for item in items]), items[0].params)
-        return split_predictions(output, [item.rows for item in items])
+        try:
+            return split_predictions(output, [item.rows for item in items])
+        except OutputError as error:
+            # Batching is on by default, and this model's output is not one
+            # entry per row: answer each request alone, now and from now on.
+            log.warning("batching turned off: %s; each request runs alone", error)
+            self.max_batch_size = 1
+            return [self._predict(item.data, item.params) for item in items]
 
 
 def _concat(parts: list[Any]) -> Any:

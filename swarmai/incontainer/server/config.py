@@ -15,6 +15,7 @@ from swarmai.errors import SwarmaiError
 
 DEFAULT_CACHE_DIR = "/var/cache/swarmai/models"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_BATCH_SIZE = 32
 
 N = TypeVar("N", int, float)
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's names
@@ -35,7 +36,11 @@ class Settings:
     # The stack's name for the model, sent in X-Model-Name; the registered
     # name may differ (one registered model can back several stack entries).
     model_name: str | None = None
-    max_batch_size: int = 1
+    # Dynamic batching is on unless a stack turns it off (max_batch_size 1):
+    # requests that queue while the model computes run together next, so the
+    # model's per-call cost is shared.  No delay by default: a batch takes what
+    # is waiting and never holds a lone request back.
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     max_delay_ms: float = 0.0
     cache_dir: str = DEFAULT_CACHE_DIR
     host: str = "0.0.0.0"
@@ -62,6 +67,10 @@ class Settings:
     # Serve /docs, /redoc and /openapi.json: off, since they describe the
     # server to anyone who can reach it and no client needs them.
     docs: bool = False
+    # The fraction of requests written to the access log: a log line costs more
+    # than a small model's prediction, so none by default.  Failures (5xx) are
+    # logged with their cause either way.
+    access_log: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -75,7 +84,8 @@ class Settings:
             model_uri=model_uri,
             tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
             model_name=env.get("MODEL_NAME") or None,
-            max_batch_size=_number(env, "SWARMAI_MAX_BATCH_SIZE", int, 1, minimum=1),
+            max_batch_size=_number(env, "SWARMAI_MAX_BATCH_SIZE", int, DEFAULT_MAX_BATCH_SIZE,
+                                   minimum=1),
             max_delay_ms=_number(env, "SWARMAI_MAX_DELAY_MS", float, 0.0, minimum=0),
             cache_dir=env.get("SWARMAI_MODEL_CACHE") or DEFAULT_CACHE_DIR,
             host=env.get("SWARMAI_HOST") or "0.0.0.0",
@@ -90,6 +100,7 @@ class Settings:
             predict_timeout_s=_number(env, "SWARMAI_PREDICT_TIMEOUT_S", float, 30.0,
                                       minimum=0.001),
             docs=_flag(env, "SWARMAI_DOCS"),
+            access_log=_number(env, "SWARMAI_ACCESS_LOG", float, 0.0, minimum=0, maximum=1),
         )
 
 

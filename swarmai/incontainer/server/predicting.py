@@ -22,11 +22,11 @@ past Docker's healthcheck timeout.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
 import anyio.to_thread
+import orjson
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
@@ -162,11 +162,8 @@ def rejects_input(error: BaseException) -> bool:
 
 def render_predictions(output: Any) -> bytes:
     """The response body for a model's output; runs in a worker thread."""
-    # to_jsonable turned NaN and infinities into null, so allow_nan=False
-    # only guards against producing invalid JSON.
-    content = {"predictions": to_jsonable(output)}
-    return json.dumps(content, ensure_ascii=False, allow_nan=False,
-                      separators=(",", ":")).encode()
+    # to_jsonable turned NaN and infinities into null, as orjson would too.
+    return orjson.dumps({"predictions": to_jsonable(output)})
 
 
 def error_response(

@@ -22,25 +22,9 @@ import uvicorn
 from swarmai.incontainer.server.app import ModelServer
 from swarmai.incontainer.server.config import Settings
 from swarmai.incontainer.server.loader import ModelLoader, mlflow_loader
-from swarmai.incontainer.server.whole_writes import WholeResponseH11
+from swarmai.incontainer.server.whole_writes import WholeResponses
 
 log = logging.getLogger(__name__)
-
-# Docker probes /readyz every few seconds and Prometheus scrapes /metrics:
-# logging each success would bury the requests worth reading.
-_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-class _QuietProbes(logging.Filter):
-    """Drop uvicorn access-log lines of successful probes and scrapes."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        # uvicorn.access args: (client, method, path, http_version, status)
-        if isinstance(args, tuple) and len(args) == 5:
-            path, status = str(args[2]).split("?")[0], args[4]
-            return not (path in _QUIET_PATHS and isinstance(status, int) and status < 400)
-        return True
 
 
 class _DrainingServer(uvicorn.Server):
@@ -80,10 +64,10 @@ def serve(settings: Settings, loader: ModelLoader | None = None) -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=settings.drain_seconds,
         lifespan="on",
-        http=WholeResponseH11,  # a crash never cuts a response in two
+        access_log=False,  # the app writes its own, sampled (SWARMAI_ACCESS_LOG)
+        http=WholeResponses,  # a crash never cuts a response in two
     )
     server = _DrainingServer(config, model_server, settings.deregister_seconds)
-    logging.getLogger("uvicorn.access").addFilter(_QuietProbes())
     # After its graceful shutdown uvicorn re-raises the signal it caught, to
     # the handler that was installed before it; without this one the default
     # action would kill us with 143 although the drain went fine.

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class JoinedWrites(asyncio.Transport):
@@ -84,8 +84,8 @@ class JoinedWrites(asyncio.Transport):
         return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
 
 
-class WholeResponseH11(H11Protocol):
-    """uvicorn's h11 protocol over :class:`JoinedWrites`; ``uvicorn.Config(http=...)``."""
+class WholeResponses(HttpToolsProtocol):
+    """uvicorn's httptools protocol over :class:`JoinedWrites`; ``uvicorn.Config(http=...)``."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(JoinedWrites(transport, asyncio.get_running_loop()))

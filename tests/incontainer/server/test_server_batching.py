@@ -13,7 +13,7 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 from swarmai.incontainer.server.batching import Batcher, Overloaded, ShuttingDown
-from swarmai.incontainer.server.outputs import OutputError, split_predictions
+from swarmai.incontainer.server.outputs import split_predictions
 from swarmai.incontainer.server.payload import ModelInput, parse_payload
 
 
@@ -142,15 +142,26 @@ def test_a_failing_batch_fails_each_of_its_requests() -> None:
     assert [str(r) for r in results] == ["CUDA out of memory"] * 2
 
 
-def test_a_wrong_prediction_count_is_an_error_not_a_misalignment() -> None:
-    async def scenario(batcher: Batcher) -> Any:
-        return await asyncio.gather(
-            batcher.submit(rows(1)), batcher.submit(rows(2)), return_exceptions=True
-        )
+def test_an_output_that_does_not_split_by_rows_is_answered_request_by_request() -> None:
+    """Never a misalignment: one value per call (not per row) cannot be cut
+    across a batch, so each request gets a call of its own, and batching stays
+    off for the model from then on."""
+    calls: list[int] = []
 
-    results = run_batcher(lambda data, params: [0], scenario, max_batch_size=4)
-    assert all(isinstance(r, OutputError) for r in results)
-    assert "1 predictions for a batch of 2 rows" in str(results[0])
+    def predict(data: Any, params: Any) -> Any:
+        calls.append(len(data))
+        return [int(np.asarray(data).sum())]
+
+    async def scenario(batcher: Batcher) -> Any:
+        first = await asyncio.gather(batcher.submit(rows(1)), batcher.submit(rows(2, 3)))
+        later = await asyncio.gather(batcher.submit(rows(4)), batcher.submit(rows(5)))
+        return first, later, batcher.max_batch_size
+
+    (first, later, max_batch_size) = run_batcher(predict, scenario, max_batch_size=4)
+    assert first == [[1], [5]]
+    assert later == [[4], [5]]
+    assert max_batch_size == 1
+    assert calls == [3, 1, 2, 1, 1]  # the batch once, then alone
 
 
 @pytest.mark.parametrize(

@@ -202,3 +202,17 @@ def test_metrics_count_requests_batches_and_load(client: Any) -> None:
     assert "swarmai_batch_size_sum 3.0" in text
     assert "swarmai_model_loaded 1.0" in text
     assert 'swarmai_model_info{registered_name="churn",version="7"} 1.0' in text
+
+
+@pytest.mark.parametrize(("rate", "logged"), [(0.0, 0), (1.0, 3)])
+def test_the_access_log_is_off_unless_asked(
+    start: Any, fakes: Any, caplog: pytest.LogCaptureFixture, rate: float, logged: int
+) -> None:
+    caplog.set_level(logging.INFO, logger="swarmai.access")
+    _, client = start(fakes.loader_for(fakes.DoublingModel()), access_log=rate)
+    for _ in range(3):
+        assert client.post("/v1/predict", json={"instances": [1]}).status_code == 200
+        assert client.get("/readyz").status_code == 200  # probes: never logged
+    lines = [r.getMessage() for r in caplog.records if r.name == "swarmai.access"]
+    assert len(lines) == logged, lines
+    assert all(line.startswith("/v1/predict 200 ") for line in lines), lines

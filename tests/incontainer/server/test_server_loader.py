@@ -107,7 +107,8 @@ def test_bad_model_uris_are_config_errors(uri: str) -> None:
 
 def test_settings_from_env_with_defaults() -> None:
     settings = Settings.from_env({"MODEL_URI": "models:/churn@production"})
-    assert settings.max_batch_size == 1
+    assert settings.max_batch_size == 32  # batching is on unless a stack turns it off
+    assert settings.access_log == 0.0
     assert settings.max_delay_ms == 0
     assert settings.port == 8000
     assert settings.cache_dir == "/var/cache/swarmai/models"

@@ -7,10 +7,10 @@ import asyncio
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from swarmai.incontainer.server.whole_writes import WholeResponseH11
+from swarmai.incontainer.server.whole_writes import WholeResponses
 
 REQUEST = b"POST /v1/predict HTTP/1.1\r\nHost: model\r\nContent-Length: 2\r\n\r\n{}"
 BODY = b'{"predictions": [1]}'
@@ -47,7 +47,7 @@ class _Recording(asyncio.Transport):
     def resume_reading(self) -> None: ...
 
 
-def _writes(protocol_class: type[H11Protocol]) -> list[bytes]:
+def _writes(protocol_class: type[HttpToolsProtocol]) -> list[bytes]:
     async def exchange() -> list[bytes]:
         config = uvicorn.Config(_app, log_level="warning")
         config.load()
@@ -63,7 +63,7 @@ def _writes(protocol_class: type[H11Protocol]) -> list[bytes]:
 
 
 def test_headers_and_body_leave_in_one_write() -> None:
-    writes = _writes(WholeResponseH11)
+    writes = _writes(WholeResponses)
     assert len(writes) == 1, writes
     assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert writes[0].endswith(b"\r\n\r\n" + BODY)
@@ -71,6 +71,6 @@ def test_headers_and_body_leave_in_one_write() -> None:
 
 def test_plain_uvicorn_writes_twice() -> None:
     """What the joined writes are for: a kill between these two cuts the response."""
-    writes = [data for data in _writes(H11Protocol) if data]
+    writes = [data for data in _writes(HttpToolsProtocol) if data]
     assert len(writes) == 2, writes
     assert writes[1] == BODY
