@@ -20,6 +20,7 @@ FASTAPI_MAX_BODY_BYTES = "SWARMAI_MAX_BODY_BYTES"
 FASTAPI_MAX_QUEUE = "SWARMAI_MAX_QUEUE"
 FASTAPI_PREDICT_TIMEOUT_S = "SWARMAI_PREDICT_TIMEOUT_S"
 FASTAPI_ACCESS_LOG = "SWARMAI_ACCESS_LOG"
+FASTAPI_DOCS = "SWARMAI_DOCS"
 
 _MB = 1024 * 1024
 
@@ -45,6 +46,7 @@ def fastapi_environment(model: Model) -> dict[str, str]:
         FASTAPI_MAX_QUEUE: server.max_queue,
         FASTAPI_PREDICT_TIMEOUT_S: server.timeout_s,
         FASTAPI_ACCESS_LOG: server.access_log,
+        FASTAPI_DOCS: None if server.docs is None else int(server.docs),
     }
     return {name: str(value) for name, value in values.items() if value is not None}
 

@@ -258,6 +258,9 @@ class Server(_Spec):
     timeout_s: int | None = Field(default=None, ge=1, le=3600)
     # The fraction of requests swarmai's FastAPI server logs (0: none, 1: all).
     access_log: float | None = Field(default=None, ge=0, le=1)
+    # Serve /docs, /redoc and /openapi.json on the stack's network (never
+    # through the gateway): off, since no client needs them.
+    docs: bool | None = None
 
 
 class App(_Spec):

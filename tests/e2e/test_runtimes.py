@@ -161,6 +161,7 @@ models:
     runtime: fastapi
     model: models:/iris@production
     replicas: 2
+    server: {{docs: true}}
 {extra}images:
   tfserving: {standin}
 """
@@ -242,8 +243,10 @@ def _push(stack: Path, target: Target, name: str, path: Path) -> None:
 PRIVATE_PATHS = ("iris/metrics", "iris/docs", "iris/openapi.json", "iris/redoc",
                  "iris/metrics/", "iris/metrics%2Fx", "linear/metrics",
                  "dense/monitoring/prometheus/metrics")
-# From inside the stack's network (a model-iris container): metrics answer.
-IN_NETWORK = ("http://model-iris:8000/metrics", "http://model-linear:8082/metrics")
+# From inside the stack's network (a model-iris container): metrics answer, and
+# the FastAPI server's docs, which iris asks for (server.docs).
+IN_NETWORK = ("http://model-iris:8000/metrics", "http://model-linear:8082/metrics",
+              "http://model-iris:8000/docs", "http://model-iris:8000/openapi.json")
 
 
 def _check_private_paths(target: Target) -> None:

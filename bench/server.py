@@ -1,0 +1,225 @@
+"""Benchmark: swarmai's model server against `mlflow models serve`, in one run.
+
+The same scikit-learn iris model (the example model: registry/examples), one row
+per request, on loopback.  Each server runs in its own process on the host; wrk
+(Debian's package: `apt-get install wrk`) puts 64 connections on it for a few
+seconds, three rounds, medians.  Rows:
+
+- `mlflow models serve`, the baseline swarmai's FastAPI runtime replaces, as
+  `pip install mlflow` gives it (uvicorn on asyncio and h11, one worker);
+- swarmai's server with the settings a user gets (batching on), and with
+  batching off;
+- the model called in this process, one row and 32 rows a call: the limit no
+  server reaches (rows per second, no HTTP).
+
+    .venv/bin/python bench/server.py [--seconds 8] [--rounds 3] [--connections 64]
+
+Targets (issue 15): the default server at least 5x the baseline's requests/s
+with at most 1/3 of its p99; at least 1.5x with batching off; batched rows/s at
+least 25% of the in-process batched rows/s.  Absolute figures drift with the
+machine; the ratios, measured in one run, are what to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+ROW = [5.1, 3.5, 1.4, 0.2]
+PAYLOAD = {"dataframe_split": {"columns": COLUMNS, "data": [ROW]}}
+MODEL_URI = "models:/iris@production"
+
+REGISTER = f"""
+import sys
+import mlflow
+sys.path.insert(0, {str(REPO / "registry" / "examples")!r})
+from make_models import iris_model
+with mlflow.start_run():
+    mlflow.sklearn.log_model(iris_model(), name="model", registered_model_name="iris",
+                             serialization_format="cloudpickle")
+mlflow.MlflowClient().set_registered_model_alias("iris", "production", "1")
+"""
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    requests_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def register(folder: Path) -> dict[str, str]:
+    """A file-store registry in ``folder`` holding the iris model; its environment."""
+    # mlflow models serve runs `uvicorn` from PATH: this interpreter's.
+    path = f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": (folder / "mlruns").as_uri(),
+           "MLFLOW_ALLOW_FILE_STORE": "true", "PYTHONPATH": str(REPO)}
+    subprocess.run([PYTHON, "-c", REGISTER], env=env, cwd=folder, check=True,
+                   capture_output=True)
+    return env
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str], ready_url: str,
+            log: Path) -> Iterator[None]:
+    """Start a server, wait until ``ready_url`` answers 200, stop it afterwards."""
+    with log.open("w") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not _answers(ready_url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{' '.join(command)} did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def wrk(url: str, connections: int, seconds: float, script: Path) -> Result:
+    """One wrk round of POSTs of PAYLOAD to ``url``."""
+    done = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script),
+         url], capture_output=True, text=True, check=True)
+    out = done.stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                              r"timeout (\d+)", out)
+    failed = int(errors.group(1)) if errors else 0
+    failed += sum(map(int, socket_errors.groups())) if socket_errors else 0
+    return Result("", float(_field(r"Requests/sec:\s+([\d.]+)", out)),
+                  _ms(_field(r"\s50%\s+(\S+)", out)), _ms(_field(r"\s99%\s+(\S+)", out)), failed)
+
+
+def _field(pattern: str, text: str) -> str:
+    found = re.search(pattern, text)
+    if found is None:
+        raise SystemExit(f"wrk printed no {pattern!r}:\n{text}")
+    return found.group(1)
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def measure(name: str, url: str, args: argparse.Namespace, script: Path) -> Result:
+    wrk(url, args.connections, 2, script)  # warm-up: imports, caches, connections
+    rounds = [wrk(url, args.connections, args.seconds, script) for _ in range(args.rounds)]
+    return Result(name, statistics.median(r.requests_s for r in rounds),
+                  statistics.median(r.p50_ms for r in rounds),
+                  statistics.median(r.p99_ms for r in rounds), sum(r.errors for r in rounds))
+
+
+def in_process(env: dict[str, str], rows: int, seconds: float = 3.0) -> float:
+    """Rows/s of the model called in a fresh process, ``rows`` rows a call."""
+    code = f"""
+import time, mlflow.pyfunc, pandas as pd
+model = mlflow.pyfunc.load_model({MODEL_URI!r})
+frame = pd.DataFrame([{ROW!r}] * {rows}, columns={COLUMNS!r})
+model.predict(frame)
+calls, start = 0, time.perf_counter()
+while time.perf_counter() - start < {seconds}:
+    model.predict(frame); calls += 1
+print(calls * {rows} / (time.perf_counter() - start))
+"""
+    done = subprocess.run([PYTHON, "-c", code], env=env, capture_output=True, text=True,
+                          check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    port: int
+    ready_path: str
+
+
+def servers(env: dict[str, str], folder: Path) -> list[Server]:
+    swarmai = [PYTHON, "-m", "swarmai.incontainer.server"]
+    server_env = {**env, "MODEL_URI": MODEL_URI, "MODEL_NAME": "iris", "PORT": "18901",
+                  "SWARMAI_MODEL_CACHE": str(folder / "cache"), "SWARMAI_LOG_LEVEL": "warning"}
+    # mlflow's command line runs `uvicorn ... mlflow.pyfunc.scoring_server.app:app`;
+    # uvicorn reads its options from UVICORN_* too.  asyncio and h11 are what
+    # plain `pip install mlflow` brings (no uvloop, no httptools).
+    baseline_env = {**env, "UVICORN_LOOP": "asyncio", "UVICORN_HTTP": "h11"}
+    mlflow = [str(Path(PYTHON).with_name("mlflow")), "models", "serve", "-m", MODEL_URI,
+              "--env-manager", "local", "-p", "18900", "-w", "1"]
+    return [
+        Server("mlflow models serve (baseline)", mlflow, baseline_env, 18900, "/ping"),
+        Server("swarmai server, defaults (batching on)", swarmai, server_env, 18901, "/readyz"),
+        Server("swarmai server, batching off", swarmai,
+               {**server_env, "SWARMAI_MAX_BATCH_SIZE": "1"}, 18901, "/readyz"),
+    ]
+
+
+def report(results: list[Result], limit_one: float, limit_batched: float) -> None:
+    base = results[0]
+    print(f"\n{'server':42} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
+          f"{'x req/s':>8} {'x p99':>6}")
+    for r in results:
+        print(f"{r.name:42} {r.requests_s:8.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.errors:6d} "
+              f"{r.requests_s / base.requests_s:8.2f} {r.p99_ms / base.p99_ms:6.2f}")
+    print(f"{'in process, 1 row a call (rows/s)':42} {limit_one:8.0f}")
+    print(f"{'in process, 32 rows a call (rows/s)':42} {limit_batched:8.0f}")
+    default, unbatched = results[1], results[2]
+    print("\ntargets (issue 15):")
+    print(f"  defaults >= 5x baseline req/s: {default.requests_s / base.requests_s:.2f}x")
+    print(f"  defaults p99 <= 1/3 of baseline: {default.p99_ms / base.p99_ms:.2f}")
+    print(f"  batching off >= 1.5x baseline req/s: {unbatched.requests_s / base.requests_s:.2f}x")
+    print(f"  defaults >= 25% of in-process batched rows/s: "
+          f"{default.requests_s / limit_batched:.0%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of one round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per server (median)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="swarmai-bench-") as tmp:
+        folder = Path(tmp)
+        env = register(folder)
+        script = folder / "post.lua"
+        script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = '
+                          f'"application/json"\nwrk.body = {json.dumps(json.dumps(PAYLOAD))}\n')
+        results: list[Result] = []
+        for server in servers(env, folder):
+            base = f"http://127.0.0.1:{server.port}"
+            log = folder / f"{len(results)}.log"
+            with running(server.command, server.env, base + server.ready_path, log):
+                results.append(measure(server.name, f"{base}/invocations", args, script))
+            print(f"{server.name}: {results[-1]}", file=sys.stderr)
+        report(results, in_process(env, 1), in_process(env, 32))
+
+
+if __name__ == "__main__":
+    main()
