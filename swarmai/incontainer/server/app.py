@@ -1,7 +1,8 @@
 """The HTTP surface: probes, model info, predictions and metrics.
 
 ``ModelServer`` wires the pieces (model holder, batcher, metrics) and builds the
-FastAPI app.  Endpoints:
+ASGI app: plain Starlette, or FastAPI when the docs are asked for (FastAPI's
+per-request work buys nothing else here).  Endpoints:
 
 - ``GET /healthz``: the process is alive (200 always, and fast: nothing heavy
   runs on the event loop).
@@ -26,9 +27,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from swarmai.incontainer.server.asgi import BodyLimit, ModelHeaders
 from swarmai.incontainer.server.batching import Batcher
@@ -51,7 +55,7 @@ QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class ModelServer:
-    """One model behind one FastAPI app; ``app`` is what uvicorn runs."""
+    """One model behind one ASGI app; ``app`` is what uvicorn runs."""
 
     def __init__(
         self, settings: Settings, loader: ModelLoader, *, max_retry_delay_s: float = 30.0
@@ -107,7 +111,7 @@ class ModelServer:
         return reason
 
     @asynccontextmanager
-    async def _lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         self.batcher.start()
         self.holder.start()
         try:
@@ -118,15 +122,19 @@ class ModelServer:
             self.holder.stop()
             await self.batcher.stop()
 
-    def _build_app(self) -> FastAPI:
-        docs = self.settings.docs
-        app = FastAPI(
-            title=f"swarmai model server: {self.model_name}",
-            lifespan=self._lifespan,
-            docs_url="/docs" if docs else None,
-            redoc_url="/redoc" if docs else None,
-            openapi_url="/openapi.json" if docs else None,
-        )
+    def _build_app(self) -> Starlette:
+        routes = [("/healthz", "GET", self._healthz), ("/readyz", "GET", self._readyz),
+                  ("/v1/models", "GET", self._models), ("/metrics", "GET", self._metrics),
+                  *((path, "POST", self.predictions.endpoint) for path in sorted(PREDICT_PATHS))]
+        app: Starlette
+        if self.settings.docs:
+            app = FastAPI(title=f"swarmai model server: {self.model_name}",
+                          lifespan=self._lifespan)
+            for path, method, endpoint in routes:
+                app.add_api_route(path, endpoint, methods=[method])
+        else:
+            app = Starlette(lifespan=self._lifespan, routes=[
+                Route(path, endpoint, methods=[method]) for path, method, endpoint in routes])
         # The last added runs first: headers and metrics see the 413s too.
         app.add_middleware(
             BodyLimit,
@@ -134,12 +142,6 @@ class ModelServer:
             on_reject=self.metrics.rejected.labels("too_large").inc,
         )
         app.add_middleware(ModelHeaders, headers=self._headers, on_response=self._observe)
-        app.get("/healthz")(self._healthz)
-        app.get("/readyz")(self._readyz)
-        app.get("/v1/models")(self._models)
-        app.get("/metrics")(self._metrics)
-        for path in sorted(PREDICT_PATHS):
-            app.post(path)(self.predictions.endpoint)
         return app
 
     def _headers(self) -> dict[str, str]:
@@ -159,24 +161,24 @@ class ModelServer:
             return False
         return rate >= 1 or random.random() < rate
 
-    async def _healthz(self) -> dict[str, bool]:
-        return {"alive": True}
+    async def _healthz(self, _request: Request) -> JSONResponse:
+        return JSONResponse({"alive": True})
 
-    async def _readyz(self) -> JSONResponse:
+    async def _readyz(self, _request: Request) -> JSONResponse:
         reason = self.not_ready_reason()
         if reason is None:
             return JSONResponse({"ready": True})
         return JSONResponse({"ready": False, "error": reason}, status_code=503)
 
-    async def _models(self) -> dict[str, Any]:
+    async def _models(self, _request: Request) -> JSONResponse:
         loaded = self.holder.loaded
-        return {
+        return JSONResponse({
             "name": self.model_name,
             "registered_name": loaded.registered_name if loaded else None,
             "version": loaded.version if loaded else None,
             "uri": self.settings.model_uri,
             "ready": self.not_ready_reason() is None,
-        }
+        })
 
-    async def _metrics(self) -> Response:
+    async def _metrics(self, _request: Request) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
