@@ -28,11 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
-
 from swarmai.incontainer.server.outputs import OutputError, split_predictions
 from swarmai.incontainer.server.payload import ModelInput
+from swarmai.incontainer.server.tables import model_data
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +179,8 @@ class Batcher:
             self._on_batch(rows)
         if len(items) == 1:
             # Nothing to split: any output shape the model returns is fine.
-            return [self._predict(items[0].data, items[0].params)]
-        output = self._predict(_concat([item.data for item in items]), items[0].params)
+            return [self._predict(model_data([items[0].data]), items[0].params)]
+        output = self._predict(model_data([item.data for item in items]), items[0].params)
         try:
             return split_predictions(output, [item.rows for item in items])
         except OutputError as error:
@@ -190,13 +188,7 @@ class Batcher:
             # entry per row: answer each request alone, now and from now on.
             log.warning("batching turned off: %s; each request runs alone", error)
             self.max_batch_size = 1
-            return [self._predict(item.data, item.params) for item in items]
-
-
-def _concat(parts: list[Any]) -> Any:
-    if isinstance(parts[0], pd.DataFrame):
-        return pd.concat(parts, ignore_index=True)
-    return np.concatenate(parts, axis=0)
+            return [self._predict(model_data([item.data]), item.params) for item in items]
 
 
 def _settle(pending: _Pending, *, result: Any = None, error: BaseException | None = None) -> None:

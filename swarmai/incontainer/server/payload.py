@@ -20,6 +20,8 @@ import numpy as np
 import orjson
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
+from swarmai.incontainer.server.tables import plain_table
+
 DATA_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 PARAMS_KEY = "params"
 # orjson reads an integer beyond 64 bits as a float, where the standard library
@@ -61,7 +63,7 @@ class ModelInput:
     same columns and dtypes (or trailing shape and dtype), same params.
     """
 
-    data: Any  # pandas.DataFrame or numpy.ndarray
+    data: Any  # pandas.DataFrame, numpy.ndarray, or tables.TableRows (see model_data)
     rows: int
     params: dict[str, Any] | None
     key: Hashable
@@ -118,7 +120,7 @@ def parse_payload(payload: object) -> ModelInput:
     fmt = present[0]
     value = payload[fmt]
     if fmt == "dataframe_split":
-        return _frame_input(_split_frame(value), params)
+        return _split_input(value, params)
     if fmt == "dataframe_records":
         return _frame_input(_records_frame(value), params)
     return _array_input(fmt, value, params)
@@ -136,7 +138,7 @@ def _params(value: object) -> dict[str, Any] | None:
     return value
 
 
-def _split_frame(value: object) -> Any:
+def _split_input(value: object, params: dict[str, Any] | None) -> ModelInput:
     if not isinstance(value, Mapping) or "data" not in value:
         raise PayloadError('dataframe_split must be an object with "data" (and "columns")')
     extra = sorted(set(value) - {"columns", "data", "index"})
@@ -147,10 +149,17 @@ def _split_frame(value: object) -> Any:
         raise PayloadError("dataframe_split.data must be a list of rows (lists)")
     if columns is not None and not isinstance(columns, list):
         raise PayloadError("dataframe_split.columns must be a list")
+    # "index" is accepted, as MLflow's clients send it, and ignored, as before.
+    table = plain_table(columns, data) if data else None
+    if table is not None:
+        rows, key = table
+        return ModelInput(data=rows, rows=len(data), params=params,
+                          key=(key, _params_key(params)))
     try:
-        return pd.DataFrame(data=data, columns=columns)
+        frame = pd.DataFrame(data=data, columns=columns)
     except (ValueError, TypeError) as error:
         raise PayloadError(f"dataframe_split does not form a table: {error}") from None
+    return _frame_input(frame, params)
 
 
 def _records_frame(value: object) -> Any:
