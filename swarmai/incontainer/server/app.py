@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -128,6 +127,9 @@ class ModelServer:
                   *((path, "POST", self.predictions.endpoint) for path in sorted(PREDICT_PATHS))]
         app: Starlette
         if self.settings.docs:
+            # Imported here: FastAPI (and pydantic) cost a second of start-up.
+            from fastapi import FastAPI
+
             app = FastAPI(title=f"swarmai model server: {self.model_name}",
                           lifespan=self._lifespan)
             for path, method, endpoint in routes:

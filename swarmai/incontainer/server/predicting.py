@@ -29,9 +29,8 @@ from typing import Any
 
 import anyio.to_thread
 import orjson
-from fastapi import Request, Response
-from fastapi.responses import JSONResponse
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
 
 from swarmai.incontainer.server.batching import Batcher, Overloaded, ShuttingDown
 from swarmai.incontainer.server.config import Settings

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -216,3 +218,12 @@ def test_the_access_log_is_off_unless_asked(
     lines = [r.getMessage() for r in caplog.records if r.name == "swarmai.access"]
     assert len(lines) == logged, lines
     assert all(line.startswith("/v1/predict 200 ") for line in lines), lines
+
+
+def test_the_server_imports_no_fastapi_unless_docs_are_asked_for() -> None:
+    """FastAPI and pydantic cost about a second of every replica's start-up."""
+    code = ("import sys, swarmai.incontainer.server.runner; "
+            "print(sorted(m for m in ('fastapi', 'pydantic') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
