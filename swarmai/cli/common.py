@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -29,6 +30,24 @@ def run_action(action: Callable[[], _T]) -> _T:
 
 def progress(line: str) -> None:
     click.echo(line, err=True)
+
+
+def timeline(verbose: bool) -> Callable[[str], None]:
+    """``progress``, or with ``verbose`` each line led by the seconds since now:
+    where a deploy's time goes, step by step."""
+    if not verbose:
+        return progress
+    began = time.monotonic()
+
+    def timed(line: str) -> None:
+        click.echo(f"[{time.monotonic() - began:6.1f}s] {line}", err=True)
+    return timed
+
+
+def verbose_option() -> Decorator:
+    return click.option("--verbose", "-v", is_flag=True,
+                        help="Lead each progress line with the seconds since the command "
+                             "began: a timeline of where the time goes.")
 
 
 def stack_file_argument() -> Decorator:

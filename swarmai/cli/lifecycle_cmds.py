@@ -11,11 +11,12 @@ from swarmai.cli.common import (
     TARGETS,
     offline_option,
     output_option,
-    progress,
     run_action,
     stack_file_argument,
     state_dir_option,
+    timeline,
     timeout_option,
+    verbose_option,
     volumes_option,
 )
 from swarmai.cli.plan_cmds import plan_option
@@ -40,8 +41,9 @@ from swarmai.spec import Stack, Target, load_stack
               help="Override network.ipvs [default: the spec; auto probes this manager].")
 @click.option("--gateway-host", default="127.0.0.1", show_default=True,
               help="Host the gateway answers on, for the final route check.")
+@verbose_option()
 def deploy(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: int,
-           show_plan: bool, ipvs: bool | None, gateway_host: str) -> None:
+           show_plan: bool, ipvs: bool | None, gateway_host: str, verbose: bool) -> None:
     """Deploy FILE to the Swarm this engine manages, and wait until it serves.
 
     \b
@@ -69,7 +71,7 @@ def deploy(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: i
         options = StartOptions(offline=offline, ipvs=ipvs, timeout_s=timeout_s,
                                gateway_host=gateway_host)
         backend = backend_for("swarm", Engine.from_env(), state_dir=state_dir)
-        return backend.start(stack, stack_file, options, progress)
+        return backend.start(stack, stack_file, options, timeline(verbose))
 
     report = run_action(action)
     _print_served(report.prepared.stack, report.routes, report.revealed, gateway_host)
@@ -79,7 +81,8 @@ def deploy(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: i
 @click.command()
 @stack_file_argument()
 @volumes_option("the stack's volumes and the secrets swarmai generated for it")
-def rm(stack_file: Path, volumes: bool) -> None:
+@verbose_option()
+def rm(stack_file: Path, volumes: bool, verbose: bool) -> None:
     """Remove what `swarmai deploy FILE` created, and nothing else.
 
     Services, networks and configs go; volumes and generated secrets stay
@@ -97,7 +100,7 @@ def rm(stack_file: Path, volumes: bool) -> None:
     def action() -> StopReport:
         stack = load_stack(stack_file, "swarm")
         return backend_for("swarm", Engine.from_env()).stop(stack, volumes=volumes,
-                                                             progress=progress)
+                                                             progress=timeline(verbose))
 
     report = run_action(action)
     for name in report.removed_volumes + report.removed_secrets:
@@ -118,8 +121,9 @@ def rm(stack_file: Path, volumes: bool) -> None:
 @state_dir_option()
 @timeout_option(600)
 @plan_option()
+@verbose_option()
 def up(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: int,
-       show_plan: bool) -> None:
+       show_plan: bool, verbose: bool) -> None:
     """Start FILE on this host with Docker Compose, and wait until it serves.
 
     The same steps as deploy: registry first, models checked in MLflow (the
@@ -137,7 +141,7 @@ def up(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: int,
             print_plan(stack, "compose", offline=offline, state_dir=state_dir)
         backend = backend_for("compose", Engine.from_env(), state_dir=state_dir)
         return backend.start(stack, stack_file, StartOptions(offline=offline, timeout_s=timeout_s),
-                             progress)
+                             timeline(verbose))
 
     report = run_action(action)
     _print_served(report.prepared.stack, report.routes, report.revealed, "127.0.0.1")
@@ -148,7 +152,8 @@ def up(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: int,
 @stack_file_argument()
 @state_dir_option()
 @volumes_option("the stack's volumes and its generated secret files")
-def down(stack_file: Path, state_dir: Path | None, volumes: bool) -> None:
+@verbose_option()
+def down(stack_file: Path, state_dir: Path | None, volumes: bool, verbose: bool) -> None:
     """Stop what `swarmai up FILE` started; data stays unless --volumes.
 
     Without the state directory `up` wrote (an interrupted run, another
@@ -163,7 +168,7 @@ def down(stack_file: Path, state_dir: Path | None, volumes: bool) -> None:
     def action() -> StopReport:
         stack = load_stack(stack_file, "compose")
         backend = backend_for("compose", Engine.from_env(), state_dir=state_dir)
-        return backend.stop(stack, volumes=volumes, progress=progress)
+        return backend.stop(stack, volumes=volumes, progress=timeline(verbose))
 
     report = run_action(action)
     for name in report.removed_volumes:
