@@ -14,10 +14,14 @@ seconds, three rounds, medians.  Rows:
 
     .venv/bin/python bench/server.py [--seconds 8] [--rounds 3] [--connections 64]
 
+Then each server's start until ready, against a bare process that imports
+MLflow and loads the model (the floor).
+
 Targets (issue 15): the default server at least 5x the baseline's requests/s
 with at most 1/3 of its p99; at least 1.5x with batching off; batched rows/s at
-least 25% of the in-process batched rows/s.  Absolute figures drift with the
-machine; the ratios, measured in one run, are what to read.
+least 25% of the in-process batched rows/s; ready within 2x the floor.
+Absolute figures drift with the machine; the ratios, measured in one run, are
+what to read.
 """
 
 from __future__ import annotations
@@ -181,6 +185,30 @@ def servers(env: dict[str, str], folder: Path) -> list[Server]:
     ]
 
 
+def ready_seconds(server: Server) -> float:
+    """Seconds from the server's start until it answers ``ready_path`` with 200."""
+    url = f"http://127.0.0.1:{server.port}{server.ready_path}"
+    began = time.monotonic()
+    with running(server.command, server.env, url, Path(os.devnull)):
+        return time.monotonic() - began
+
+
+def bare_load_seconds(env: dict[str, str]) -> float:
+    """A bare process importing MLflow and loading the model: the floor of a start."""
+    code = f"import mlflow.pyfunc; mlflow.pyfunc.load_model({MODEL_URI!r})"
+    began = time.monotonic()
+    subprocess.run([PYTHON, "-c", code], env=env, check=True, capture_output=True)
+    return time.monotonic() - began
+
+
+def report_startup(floor: float, starts: list[tuple[str, float]]) -> None:
+    print(f"\n{'start until ready':42} {'seconds':>8} {'x floor':>8}")
+    print(f"{'bare: import mlflow.pyfunc + load_model':42} {floor:8.2f} {1:8.2f}")
+    for name, seconds in starts:
+        print(f"{name:42} {seconds:8.2f} {seconds / floor:8.2f}")
+    print("target (issue 15): the server ready within 2x the floor")
+
+
 def report(results: list[Result], limit_one: float, limit_batched: float) -> None:
     base = results[0]
     print(f"\n{'server':42} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
@@ -219,6 +247,15 @@ def main() -> None:
                 results.append(measure(server.name, f"{base}/invocations", args, script))
             print(f"{server.name}: {results[-1]}", file=sys.stderr)
         report(results, in_process(env, 1), in_process(env, 32))
+        baseline, swarmai = servers(env, folder)[:2]
+        floor = statistics.median(bare_load_seconds(env) for _ in range(args.rounds))
+        cold = Server(swarmai.name, swarmai.command,
+                      {**swarmai.env, "SWARMAI_MODEL_CACHE": str(folder / "cold")},
+                      swarmai.port, swarmai.ready_path)
+        starts = [(baseline.name, ready_seconds(baseline)),
+                  ("swarmai server, empty node cache", ready_seconds(cold)),
+                  ("swarmai server, model cached on the node", ready_seconds(swarmai))]
+        report_startup(floor, starts)
 
 
 if __name__ == "__main__":
