@@ -9,6 +9,7 @@ keeps its own defaults otherwise.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from swarmai.render.plan import Mount
@@ -23,6 +24,7 @@ FASTAPI_ACCESS_LOG = "SWARMAI_ACCESS_LOG"
 FASTAPI_DOCS = "SWARMAI_DOCS"
 
 _MB = 1024 * 1024
+MAX_WORKERS = 64  # the spec's and the server's bound
 
 
 def user_environment(model: Model) -> dict[str, str]:
@@ -36,12 +38,14 @@ def user_mounts(model: Model) -> tuple[Mount, ...]:
 
 
 def fastapi_environment(model: Model) -> dict[str, str]:
-    """The FastAPI server's limits from ``server``: one variable per key that is set."""
+    """The FastAPI server's settings from ``server``: one variable per key that is
+    set, and the worker count (:func:`fastapi_workers`)."""
+    workers = fastapi_workers(model)
     server = model.server
     if server is None:
-        return {}
+        return {FASTAPI_WORKERS: str(workers)} if workers is not None else {}
     values = {
-        FASTAPI_WORKERS: server.workers,
+        FASTAPI_WORKERS: workers,
         FASTAPI_MAX_BODY_BYTES: server.max_body_mb * _MB if server.max_body_mb else None,
         FASTAPI_MAX_QUEUE: server.max_queue,
         FASTAPI_PREDICT_TIMEOUT_S: server.timeout_s,
@@ -49,6 +53,21 @@ def fastapi_environment(model: Model) -> dict[str, str]:
         FASTAPI_DOCS: None if server.docs is None else int(server.docs),
     }
     return {name: str(value) for name, value in values.items() if value is not None}
+
+
+def fastapi_workers(model: Model) -> int | None:
+    """Server processes per replica: ``server.workers``, else the CPUs the replica
+    is given (``resources.cpus``, rounded up), else the server's one.
+
+    A GPU model keeps one unless told: each process would hold its own copy of
+    the model in the device's memory.
+    """
+    if model.server is not None and model.server.workers is not None:
+        return model.server.workers
+    cpus = model.resources.cpus if model.resources is not None else None
+    if cpus is None or model.gpus is not None:
+        return None
+    return min(MAX_WORKERS, max(1, math.ceil(float(cpus))))
 
 
 def torchserve_model_settings(model: Model) -> dict[str, Any]:

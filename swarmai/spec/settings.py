@@ -90,12 +90,6 @@ def _reservations(model: Model, loc: Loc) -> Iterator[Finding]:
 def _server_keys(model: Model, loc: Loc) -> Iterator[Finding]:
     if model.server is None or model.runtime == "app":
         return  # an app's server: is refused whole (checks.py), not key by key
-    if model.runtime == "fastapi" and model.server.workers not in (None, 1):
-        # The server refuses to start otherwise: each process would load its
-        # own model copy and keep its own queue limit, and miss the drain.
-        yield Finding((*loc, "server", "workers"),
-                      "swarmai's FastAPI server runs one worker process per replica",
-                      "remove workers, and scale with replicas: instead")
     supported = SERVER_KEYS[model.runtime]
     for key in _ALL_SERVER_KEYS:
         if getattr(model.server, key) is not None and key not in supported:

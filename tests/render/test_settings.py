@@ -195,3 +195,25 @@ def test_mounts_swarmai_makes_are_reserved(stack_file: Path) -> None:
         for target in targets:
             assert any(target == r or target.startswith(r + "/") for r in reserved), \
                 f"{plan.name}: {target} is not in swarmai.spec.reserved"
+
+
+@pytest.mark.parametrize(("model", "workers"), [
+    ('{name: a, runtime: fastapi, model: "models:/a/1"}', None),
+    ('{name: a, runtime: fastapi, model: "models:/a/1", resources: {cpus: "1.5"}}', "2"),
+    ('{name: a, runtime: fastapi, model: "models:/a/1", resources: {cpus: "0.25"}}', "1"),
+    ('{name: a, runtime: fastapi, model: "models:/a/1", resources: {cpus: "200"}}', "64"),
+    ('{name: a, runtime: fastapi, model: "models:/a/1", resources: {cpus: "4"},'
+     ' server: {workers: 3}}', "3"),
+    ('{name: a, runtime: fastapi, model: "models:/a/1", resources: {cpus: "4"},'
+     ' gpus: {devices: ["0"]}}', None),
+])
+def test_fastapi_workers_follow_the_cpus_a_replica_is_given(
+        write_stack: Callable[..., Path], model: str, workers: str | None) -> None:
+    stack = load_stack(write_stack(f"""
+        version: 1
+        name: demo
+        models:
+          - {model}
+    """), "compose")
+    env = runtimes.model_services(stack, stack.models[0])[0].environment
+    assert env.get("SWARMAI_WORKERS") == workers

@@ -6,7 +6,7 @@ import logging
 import sys
 
 from swarmai.incontainer.server.config import ConfigError, Settings
-from swarmai.incontainer.server.runner import serve
+from swarmai.incontainer.server.workers import prepare_metrics
 
 
 def main() -> int:
@@ -17,6 +17,9 @@ def main() -> int:
     try:
         settings = Settings.from_env()
         logging.getLogger().setLevel(settings.log_level.upper())
+        prepare_metrics(settings.workers)  # before prometheus_client is imported
+        from swarmai.incontainer.server.runner import serve
+
         return serve(settings)
     except ConfigError as error:
         logging.getLogger("swarmai.incontainer.server").error("%s", error)

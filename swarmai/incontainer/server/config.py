@@ -71,6 +71,9 @@ class Settings:
     # than a small model's prediction, so none by default.  Failures (5xx) are
     # logged with their cause either way.
     access_log: float = 0.0
+    # Server processes on the port, each with its own copy of the model
+    # (workers.py).  The renderer sets it to the CPUs a replica is given.
+    workers: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -79,7 +82,6 @@ class Settings:
         model_uri = env.get("MODEL_URI", "").strip()
         if not model_uri:
             raise ConfigError("MODEL_URI is not set (for example models:/churn@production)")
-        _require_one_worker(env)
         return cls(
             model_uri=model_uri,
             tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
@@ -101,6 +103,7 @@ class Settings:
                                       minimum=0.001),
             docs=_flag(env, "SWARMAI_DOCS"),
             access_log=_number(env, "SWARMAI_ACCESS_LOG", float, 0.0, minimum=0, maximum=1),
+            workers=_number(env, "SWARMAI_WORKERS", int, 1, minimum=1, maximum=64),
         )
 
 
@@ -124,17 +127,6 @@ def _number(
         upper = f" and at most {maximum:g}" if maximum is not None else ""
         raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}{upper}")
     return value
-
-
-def _require_one_worker(env: Mapping[str, str]) -> None:
-    # One uvicorn process per replica: several workers would each load the
-    # model, keep their own metrics and queue limit, and miss the drain that
-    # runner._DrainingServer runs.  Scale with replicas instead; a stack asking
-    # for more must fail loudly rather than be silently ignored.
-    workers = _number(env, "SWARMAI_WORKERS", int, 1, minimum=1)
-    if workers != 1:
-        raise ConfigError(f"SWARMAI_WORKERS={workers} is not supported: the server runs one "
-                          "worker process per replica; scale with replicas instead")
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from types import FrameType
 
@@ -23,6 +24,7 @@ from swarmai.incontainer.server.app import ModelServer
 from swarmai.incontainer.server.config import Settings
 from swarmai.incontainer.server.loader import ModelLoader, mlflow_loader
 from swarmai.incontainer.server.whole_writes import WholeResponses
+from swarmai.incontainer.server.workers import Supervisor, bind
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,18 @@ class _DrainingServer(uvicorn.Server):
 
 
 def serve(settings: Settings, loader: ModelLoader | None = None) -> int:
-    """Serve until SIGTERM/SIGINT; returns the process exit code."""
+    """Serve until SIGTERM/SIGINT, in ``settings.workers`` processes; the exit code."""
+    if settings.workers == 1:
+        return _serve_one(settings, loader, None)
+    sock = bind(settings.host, settings.port)
+    log.info("serving on %s:%d with %d workers", settings.host, settings.port, settings.workers)
+    return Supervisor(settings.workers, sock,
+                      lambda shared: _serve_one(settings, loader, [shared])).run()
+
+
+def _serve_one(settings: Settings, loader: ModelLoader | None,
+               sockets: list[socket.socket] | None) -> int:
+    """One server process: on its own port, or on ``sockets`` bound by the parent."""
     model_server = ModelServer(settings, loader or mlflow_loader(settings))
     config = uvicorn.Config(
         model_server.app,
@@ -73,7 +86,7 @@ def serve(settings: Settings, loader: ModelLoader | None = None) -> int:
     # action would kill us with 143 although the drain went fine.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _drained)
-    server.run()
+    server.run(sockets)
     return 0 if server.started else 1
 
 

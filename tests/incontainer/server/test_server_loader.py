@@ -134,7 +134,8 @@ def test_settings_from_env_reads_every_variable() -> None:
             "SWARMAI_MAX_QUEUE": "8",
             "SWARMAI_PREDICT_TIMEOUT_S": "2.5",
             "SWARMAI_DOCS": "1",
-            "SWARMAI_WORKERS": "1",
+            "SWARMAI_WORKERS": "3",
+            "SWARMAI_ACCESS_LOG": "0.25",
         }
     )
     assert settings == Settings(
@@ -150,6 +151,8 @@ def test_settings_from_env_reads_every_variable() -> None:
         max_queue=8,
         predict_timeout_s=2.5,
         docs=True,
+        workers=3,
+        access_log=0.25,
     )
 
 
@@ -172,7 +175,8 @@ def test_docs_flag(raw: str, expected: bool) -> None:
         ({"SWARMAI_PREDICT_TIMEOUT_S": "0"}, "SWARMAI_PREDICT_TIMEOUT_S='0' must be at least"),
         ({"SWARMAI_DOCS": "maybe"}, "SWARMAI_DOCS='maybe' is not a flag"),
         ({"SWARMAI_WORKERS": "0"}, "SWARMAI_WORKERS='0' must be at least 1"),
-        ({"SWARMAI_WORKERS": "4"}, "SWARMAI_WORKERS=4 is not supported"),
+        ({"SWARMAI_WORKERS": "65"}, "SWARMAI_WORKERS='65' must be at least 1 and at most 64"),
+        ({"SWARMAI_ACCESS_LOG": "2"}, "SWARMAI_ACCESS_LOG='2' must be at least 0 and at most 1"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:

@@ -9,6 +9,7 @@ which mlflow-skinny lacks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -220,6 +221,70 @@ def test_after_sigterm_it_answers_during_the_deregister_window_then_exits(
     assert exit_code == 0, output
 
 
+def test_workers_share_the_port_sum_their_metrics_and_replace_a_dead_one(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        **FILE_STORE,
+        "MODEL_URI": "models:/doubler@production",
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "SWARMAI_HOST": "127.0.0.1",
+        "PORT": str(port),
+        "SWARMAI_MODEL_CACHE": str(tmp_path / "cache"),
+        "SWARMAI_WORKERS": "2",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "swarmai.incontainer.server"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # the workers share the pipe: stop them all at the end
+    )  # fmt: skip
+    try:
+        _wait_for(f"{base}/readyz", process, timeout=90)
+        workers = _children(process.pid)
+        assert len(workers) == 2, workers
+        _until(lambda: "swarmai_model_loaded 1.0" in _metrics(base), 60)  # in both
+        for value in range(20):
+            answered: dict[str, Any] = {}
+            _post(f"{base}/v1/predict", {"dataframe_records": [{"x": value}]}, answered)
+            assert answered["body"] == {"predictions": [{"x": 2 * value}]}, answered
+        assert 'swarmai_requests_total{status="200"} 20.0' in _metrics(base)
+
+        os.kill(workers[0], signal.SIGKILL)  # a crash: the supervisor starts another
+        _until(lambda: len(set(_children(process.pid)) - set(workers)) == 1, 30)
+        _until(lambda: "swarmai_model_loaded 1.0" in _metrics(base), 60)
+        answered = {}
+        _post(f"{base}/v1/predict", {"dataframe_records": [{"x": 1}]}, answered)
+        assert answered.get("status") == 200, answered
+        process.send_signal(signal.SIGTERM)
+        exit_code = process.wait(timeout=30)
+    finally:
+        _stop(process)
+        output = process.communicate(timeout=30)[0]
+    assert exit_code == 0, output
+    assert "starting another" in output
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()]
+
+
+def _metrics(base: str) -> str:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+        text: str = response.read().decode()
+        return text
+
+
+def _until(condition: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.2)
+
+
 def _get(url: str, result: dict[str, Any]) -> None:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -249,8 +314,17 @@ def _wait_for(url: str, process: subprocess.Popen[str], timeout: float) -> None:
         except (urllib.error.URLError, ConnectionError):
             pass
         time.sleep(0.2)
-    process.kill()
+    _stop(process)
     raise AssertionError(f"{url} not ready after {timeout}s:\n{process.communicate()[0]}")
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Kill the server, and its workers where it leads a session of its own."""
+    with contextlib.suppress(ProcessLookupError):
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
 
 
 def _post(url: str, body: Any, result: dict[str, Any]) -> None:
