@@ -13,6 +13,10 @@ seconds, three rounds, medians.  Rows:
   server reaches (rows per second, no HTTP).
 
     .venv/bin/python bench/server.py [--seconds 8] [--rounds 3] [--connections 64]
+                                     [--plots bench/results]
+
+``--plots DIR`` also sweeps connections (1 to 64) and the server's batch size,
+and writes DIR/server-latency.png and DIR/server-batch.png (bench/plots.py).
 
 Then each server's start until ready, against a bare process that imports
 MLflow and loads the model (the floor).
@@ -227,11 +231,81 @@ def report(results: list[Result], limit_one: float, limit_batched: float) -> Non
           f"{default.requests_s / limit_batched:.0%}")
 
 
+def compare(env: dict[str, str], folder: Path, args: argparse.Namespace,
+            script: Path) -> None:
+    """The table: each server at ``--connections``, and the in-process limit."""
+    results: list[Result] = []
+    for server in servers(env, folder):
+        with serving(server, folder):
+            results.append(measure(server.name, _predict_url(server), args, script))
+        print(f"{server.name}: {results[-1]}", file=sys.stderr)
+    report(results, in_process(env, 1), in_process(env, 32))
+
+
+def startup(env: dict[str, str], folder: Path, rounds: int) -> None:
+    """Start until ready: the baseline, swarmai's server cold and warm, the floor."""
+    baseline, swarmai = servers(env, folder)[:2]
+    floor = statistics.median(bare_load_seconds(env) for _ in range(rounds))
+    cold = Server(swarmai.name, swarmai.command,
+                  {**swarmai.env, "SWARMAI_MODEL_CACHE": str(folder / "cold")},
+                  swarmai.port, swarmai.ready_path)
+    report_startup(floor, [(baseline.name, ready_seconds(baseline)),
+                           ("swarmai server, empty node cache", ready_seconds(cold)),
+                           ("swarmai server, model cached on the node", ready_seconds(swarmai))])
+
+
+SWEEP_CONNECTIONS = (1, 4, 16, 64)
+SWEEP_BATCH_SIZES = (1, 4, 16, 32, 64)
+
+
+def sweeps(env: dict[str, str], folder: Path, args: argparse.Namespace, script: Path,
+           out: Path) -> None:
+    """The plots: latency and throughput against connections, then against batch size."""
+    from plots import latency_vs_concurrency, throughput_vs_batch
+
+    by_connections: list[dict[str, object]] = []
+    for server in servers(env, folder):
+        with serving(server, folder):
+            for connections in SWEEP_CONNECTIONS:
+                one = wrk(_predict_url(server), connections, args.seconds, script)
+                by_connections.append({"server": server.name, "connections": connections,
+                                       **_row(one)})
+    by_batch: list[dict[str, object]] = []
+    swarmai = servers(env, folder)[1]
+    for size in SWEEP_BATCH_SIZES:
+        sized = Server(swarmai.name, swarmai.command,
+                       {**swarmai.env, "SWARMAI_MAX_BATCH_SIZE": str(size)},
+                       swarmai.port, swarmai.ready_path)
+        with serving(sized, folder):
+            one = wrk(_predict_url(sized), 64, args.seconds, script)
+            by_batch.append({"max_batch_size": size, **_row(one)})
+    for path in (latency_vs_concurrency(by_connections, out / "server-latency.png"),
+                 throughput_vs_batch(by_batch, out / "server-batch.png")):
+        print(f"wrote {path}")
+
+
+def _row(result: Result) -> dict[str, object]:
+    return {"requests_s": result.requests_s, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms}
+
+
+@contextmanager
+def serving(server: Server, folder: Path) -> Iterator[None]:
+    url = f"http://127.0.0.1:{server.port}{server.ready_path}"
+    with running(server.command, server.env, url, folder / "server.log"):
+        yield
+
+
+def _predict_url(server: Server) -> str:
+    return f"http://127.0.0.1:{server.port}/invocations"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="length of one round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per server (median)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
+    parser.add_argument("--plots", type=Path, metavar="DIR", default=None,
+                        help="also sweep connections and batch sizes, and write PNGs here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="swarmai-bench-") as tmp:
         folder = Path(tmp)
@@ -239,23 +313,10 @@ def main() -> None:
         script = folder / "post.lua"
         script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = '
                           f'"application/json"\nwrk.body = {json.dumps(json.dumps(PAYLOAD))}\n')
-        results: list[Result] = []
-        for server in servers(env, folder):
-            base = f"http://127.0.0.1:{server.port}"
-            log = folder / f"{len(results)}.log"
-            with running(server.command, server.env, base + server.ready_path, log):
-                results.append(measure(server.name, f"{base}/invocations", args, script))
-            print(f"{server.name}: {results[-1]}", file=sys.stderr)
-        report(results, in_process(env, 1), in_process(env, 32))
-        baseline, swarmai = servers(env, folder)[:2]
-        floor = statistics.median(bare_load_seconds(env) for _ in range(args.rounds))
-        cold = Server(swarmai.name, swarmai.command,
-                      {**swarmai.env, "SWARMAI_MODEL_CACHE": str(folder / "cold")},
-                      swarmai.port, swarmai.ready_path)
-        starts = [(baseline.name, ready_seconds(baseline)),
-                  ("swarmai server, empty node cache", ready_seconds(cold)),
-                  ("swarmai server, model cached on the node", ready_seconds(swarmai))]
-        report_startup(floor, starts)
+        compare(env, folder, args, script)
+        startup(env, folder, args.rounds)
+        if args.plots is not None:
+            sweeps(env, folder, args, script, args.plots)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,15 @@ lock_images() {
     -c "$own/server/requirements.lock"
 }
 
+# What bench/ plots with, beside the host's venv: not a test dependency, so
+# the host lock (and the images' locks, constrained by it) stay as they are.
+lock_bench() {
+  compile bench/requirements.lock "bench: matplotlib, within the host lock" \
+    bench/requirements.in -c requirements.lock
+}
+
 uv_available
 lock_host
+lock_bench
 if declare -F lock_images >/dev/null; then lock_images; fi
 echo "lock.sh: locks refreshed; review with: git diff -- '*.lock'" >&2
