@@ -18,11 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from swarmai.render import naming
+from swarmai.render.common import http_probe
 from swarmai.spec import App, Model
-
-# How long the probe waits for an answer; Docker's own timeout (plan.Healthcheck,
-# 5 s) is above it, so a slow app fails with the probe's message, not Docker's.
-_PROBE_TIMEOUT_S = 4
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,7 @@ def app_server(model: Model) -> AppServer:
     return AppServer(
         image=app.image,
         command=app.command,
-        healthcheck=health_probe(app.port, app.health_path),
+        healthcheck=http_probe(app.port, app.health_path),
         ready_path=app.readiness_path,
         environment=app_environment(model),
     )
@@ -67,22 +64,3 @@ def app_environment(model: Model) -> dict[str, str]:
             **naming.MLFLOW_CLIENT_ENV,
         })
     return environment
-
-
-def health_probe(port: int, path: str) -> tuple[str, ...]:
-    """Docker's healthcheck: GET ``path`` inside the container, healthy on 2xx/3xx.
-
-    An exec form with python3 (which a FastAPI image has; curl or wget it may
-    not), no shell.  On failure it prints one line, the status and the start of
-    the body, or why nothing answered: `docker inspect` and swarmai's failure
-    report show it.
-    """
-    url = f"http://127.0.0.1:{port}{path}"
-    code = (
-        "import sys, urllib.error, urllib.request\n"
-        f"try: urllib.request.urlopen({url!r}, timeout={_PROBE_TIMEOUT_S})\n"
-        "except urllib.error.HTTPError as e: "
-        f"sys.exit(f'HTTP {{e.code}} on {path}: ' + e.read().decode(errors='replace')[:400])\n"
-        f"except OSError as e: sys.exit(f'no answer on {path}: {{e}}')"
-    )
-    return ("CMD", "python3", "-c", code)

@@ -11,6 +11,9 @@ from swarmai.spec import Resources
 # and on a node whose default runtime is nvidia every GPU would be exposed to a
 # service that reserved none.  "void" exposes no device.
 NO_GPUS = "void"
+# How long a probe waits for an answer; Docker's own timeout (plan.Healthcheck,
+# 5 s) is above it, so a slow server fails with the probe's message, not Docker's.
+_PROBE_TIMEOUT_S = 4
 
 
 def base_service(plan: ServicePlan) -> dict[str, Any]:
@@ -91,3 +94,23 @@ def escape_interpolation(value: Any) -> Any:
     if isinstance(value, list):
         return [escape_interpolation(v) for v in value]
     return value
+
+
+def http_probe(port: int, path: str) -> tuple[str, ...]:
+    """Docker's healthcheck: GET ``path`` inside the container, healthy on 2xx/3xx.
+
+    swarmai's server probes ``/readyz`` with it, an app its ``health_path``.
+    An exec form with python3 (which a FastAPI image has; curl or wget it may
+    not), no shell.  On failure it prints one line, the status and the start of
+    the body, or why nothing answered: `docker inspect` and swarmai's failure
+    report show it.
+    """
+    url = f"http://127.0.0.1:{port}{path}"
+    code = (
+        "import sys, urllib.error, urllib.request\n"
+        f"try: urllib.request.urlopen({url!r}, timeout={_PROBE_TIMEOUT_S})\n"
+        "except urllib.error.HTTPError as e: "
+        f"sys.exit(f'HTTP {{e.code}} on {path}: ' + e.read().decode(errors='replace')[:400])\n"
+        f"except OSError as e: sys.exit(f'no answer on {path}: {{e}}')"
+    )
+    return ("CMD", "python3", "-c", code)

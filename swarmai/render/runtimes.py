@@ -16,6 +16,7 @@ from dataclasses import replace
 from swarmai import modeluri
 from swarmai.render import naming, settings
 from swarmai.render.app_runtime import app_block, app_server
+from swarmai.render.common import http_probe
 from swarmai.render.plan import Healthcheck, Mount, RenderedFile, ServicePlan
 from swarmai.render.torchserve_health import torchserve_health_check
 from swarmai.spec import Model, Stack, image_for
@@ -190,22 +191,14 @@ def _fastapi(stack: Stack, model: Model, model_images: Mapping[str, str]) -> Ser
         environment["SWARMAI_MAX_BATCH_SIZE"] = str(model.batching.max_batch_size)
         environment["SWARMAI_MAX_DELAY_MS"] = str(model.batching.max_delay_ms)
     environment.update(settings.fastapi_environment(model))
-    probe = f"http://127.0.0.1:{naming.FASTAPI_PORT}/readyz"
-    # On failure print /readyz's body (MLflow's error), so `docker inspect`
-    # and swarmai's failure report show why the model is not loaded; when the
-    # server does not answer at all, one line saying so, not a traceback.
-    code = (
-        "import sys, urllib.error, urllib.request\n"
-        f"try: urllib.request.urlopen({probe!r}, timeout=4)\n"
-        "except urllib.error.HTTPError as e: sys.exit(e.read().decode()[:400])\n"
-        "except OSError as e: sys.exit(f'no answer on /readyz: {e}')"
-    )
     return _server(
         stack, model,
         image=model_images.get(model.uri) or image_for(stack.images, "fastapi"),
         environment=environment,
         volumes=(Mount("model-cache", naming.MODEL_CACHE),),
-        healthcheck=("CMD", "python3", "-c", code),
+        # Prints /readyz's answer (MLflow's error) on failure, so `docker
+        # inspect` and swarmai's failure report say why the model is not loaded.
+        healthcheck=http_probe(naming.FASTAPI_PORT, "/readyz"),
         ready_path="/readyz",
     )
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from swarmai.render import Serving, render_bundle, runtimes
-from swarmai.render.app_runtime import health_probe
+from swarmai.render.common import http_probe as health_probe
 from swarmai.spec import Stack, load_stack
 
 APPS = Path(__file__).resolve().parent / "stacks" / "app.yaml"
