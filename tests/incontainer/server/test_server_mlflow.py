@@ -145,13 +145,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits_zero(
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
-        **os.environ,
-        **FILE_STORE,
-        "MODEL_URI": "models:/doubler@production",
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "SWARMAI_HOST": "127.0.0.1",
-        "PORT": str(port),
-        "SWARMAI_MODEL_CACHE": str(tmp_path / "cache"),
+        **_server_env(tracking_uri, tmp_path, port),
         # A lone request waits out the whole batching delay: a slow request
         # that is slow inside the batcher, the part a drain must not drop.
         "SWARMAI_MAX_BATCH_SIZE": "64",
@@ -189,13 +183,7 @@ def test_after_sigterm_it_answers_during_the_deregister_window_then_exits(
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
-        **os.environ,
-        **FILE_STORE,
-        "MODEL_URI": "models:/doubler@production",
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "SWARMAI_HOST": "127.0.0.1",
-        "PORT": str(port),
-        "SWARMAI_MODEL_CACHE": str(tmp_path / "cache"),
+        **_server_env(tracking_uri, tmp_path, port),
         "SWARMAI_DEREGISTER_SECONDS": "3",
         "SWARMAI_DRAIN_SECONDS": "5",
     }
@@ -227,13 +215,7 @@ def test_workers_share_the_port_sum_their_metrics_and_replace_a_dead_one(
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
-        **os.environ,
-        **FILE_STORE,
-        "MODEL_URI": "models:/doubler@production",
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "SWARMAI_HOST": "127.0.0.1",
-        "PORT": str(port),
-        "SWARMAI_MODEL_CACHE": str(tmp_path / "cache"),
+        **_server_env(tracking_uri, tmp_path, port),
         "SWARMAI_WORKERS": "2",
     }
     process = subprocess.Popen(
@@ -284,6 +266,19 @@ def _until(condition: Any, timeout: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.2)
+
+
+def _server_env(tracking_uri: str, tmp_path: Path, port: int) -> dict[str, str]:
+    """The environment of a real server process on ``port`` serving doubler@production."""
+    return {
+        **os.environ,
+        **FILE_STORE,
+        "MODEL_URI": "models:/doubler@production",
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "SWARMAI_HOST": "127.0.0.1",
+        "PORT": str(port),
+        "SWARMAI_MODEL_CACHE": str(tmp_path / "cache"),
+    }
 
 
 def _get(url: str, result: dict[str, Any]) -> None:
