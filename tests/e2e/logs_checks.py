@@ -37,11 +37,17 @@ def node_prefix(target: str) -> str:
     return "@" + str(Engine.from_env().api.info()["Name"])
 
 
+_WITH_CTRL_C = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                "from swarmai.cli import main; main()")
+
+
 def follow(stack: Path, target: str, port: int,
            route: str) -> subprocess.CompletedProcess[str]:
     """``logs -f --tail 0`` while requests are sent, then Ctrl-C (SIGINT)."""
+    # Ctrl-C as a terminal delivers it: a run started in the background by a
+    # non-interactive shell inherits SIGINT ignored, and Python then keeps it ignored.
     process = subprocess.Popen(
-        [sys.executable, "-c", "from swarmai.cli import main; main()", "logs", str(stack),
+        [sys.executable, "-c", _WITH_CTRL_C, "logs", str(stack),
          "scorer", "-t", target, "-f", "--tail", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -76,7 +82,7 @@ def check_logs(stack: Path, target: str, port: int, route: str, version: str) ->
     assert recent.returncode == 0, recent.stderr
     assert "loaded models:" not in recent.stdout  # written before --since
     assert re.search(r"^scorer/\d+" + re.escape(node) + r" +\| \d{4}-\d\d-\d\dT[\d:.]+Z "
-                     r"INFO: .*POST /v1/predict", recent.stdout, re.M), recent.stdout
+                     r"INFO swarmai.access: POST /v1/predict 200 ", recent.stdout, re.M), recent.stdout
 
     followed = follow(stack, target, port, route)
     print(f"--- swarmai logs {stack.name} scorer -t {target} -f --tail 0 (then Ctrl-C)\n"
