@@ -41,6 +41,7 @@ models:
     runtime: fastapi
     model: models:/scorer@production
     route: /scorer
+    server: {{access_log: 1}}  # logs_checks reads the requests' lines
     resources: {{memory: 700M}}
 """
 EDITED = (STACK.replace("route: /scorer", "route: /scored")

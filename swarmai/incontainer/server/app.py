@@ -149,12 +149,12 @@ class ModelServer:
     def _headers(self) -> dict[str, str]:
         return {NAME_HEADER: self.model_name, VERSION_HEADER: self.version}
 
-    def _observe(self, path: str, status: int, seconds: float) -> None:
+    def _observe(self, method: str, path: str, status: int, seconds: float) -> None:
         if path in PREDICT_PATHS:
             self.metrics.requests.labels(str(status)).inc()
             self.metrics.latency.observe(seconds)
         if self._sampled(path, status):
-            access_log.info("%s %d %.1f ms", path, status, seconds * 1000)
+            access_log.info("%s %s %d %.1f ms", method, path, status, seconds * 1000)
 
     def _sampled(self, path: str, status: int) -> bool:
         """Whether this response gets an access-log line (``SWARMAI_ACCESS_LOG``)."""

@@ -15,7 +15,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # (path, status, seconds) of every finished HTTP response.
-ResponseHook = Callable[[str, int, float], None]
+ResponseHook = Callable[[str, str, int, float], None]  # method, path, status, seconds
 
 
 class _BodyTooLarge(Exception):
@@ -110,7 +110,8 @@ class ModelHeaders:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            self._on_response(scope["path"], status, time.perf_counter() - started)
+            self._on_response(scope["method"], scope["path"], status,
+                              time.perf_counter() - started)
 
 
 async def send_json(send: Send, status: int, content: object) -> None:

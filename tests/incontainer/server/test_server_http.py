@@ -217,7 +217,7 @@ def test_the_access_log_is_off_unless_asked(
         assert client.get("/readyz").status_code == 200  # probes: never logged
     lines = [r.getMessage() for r in caplog.records if r.name == "swarmai.access"]
     assert len(lines) == logged, lines
-    assert all(line.startswith("/v1/predict 200 ") for line in lines), lines
+    assert all(line.startswith("POST /v1/predict 200 ") for line in lines), lines
 
 
 def test_the_server_imports_no_fastapi_unless_docs_are_asked_for() -> None:
