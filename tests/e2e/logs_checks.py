@@ -82,7 +82,8 @@ def check_logs(stack: Path, target: str, port: int, route: str, version: str) ->
     assert recent.returncode == 0, recent.stderr
     assert "loaded models:" not in recent.stdout  # written before --since
     assert re.search(r"^scorer/\d+" + re.escape(node) + r" +\| \d{4}-\d\d-\d\dT[\d:.]+Z "
-                     r"INFO swarmai.access: POST /v1/predict 200 ", recent.stdout, re.M), recent.stdout
+                     r".*INFO swarmai\.access: POST /v1/predict 200 ", recent.stdout,
+                     re.M), recent.stdout
 
     followed = follow(stack, target, port, route)
     print(f"--- swarmai logs {stack.name} scorer -t {target} -f --tail 0 (then Ctrl-C)\n"
