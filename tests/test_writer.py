@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+
+from swarmai.errors import UsageError
 from swarmai.render import Bundle
 from swarmai.writer import MANIFEST, write_bundle
 
@@ -37,3 +41,16 @@ def test_dry_run_reports_and_writes_nothing(tmp_path: Path) -> None:
     report = write_bundle(_bundle({"stack.yml": "a\n"}), tmp_path / "out", dry_run=True)
     assert report.created == ["stack.yml"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_manifest_naming_a_path_outside_is_refused_and_nothing_touched(
+        tmp_path: Path) -> None:
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    write_bundle(_bundle({"stack.yml": "a\n"}), out)
+    outside.write_text("keep me")
+    (out / MANIFEST).write_text(json.dumps(["stack.yml", "../outside"]))
+    with pytest.raises(UsageError, match=r"'\.\./outside' is not a path inside") as raised:
+        write_bundle(_bundle({"stack.yml": "b\n"}), out)
+    assert raised.value.exit_code == 2
+    assert outside.read_text() == "keep me"
+    assert (out / "stack.yml").read_text() == "a\n"  # refused before anything was written

@@ -94,7 +94,6 @@ from swarmai.engine.swarm import (
     utc_now,
     volume_exists,
     volumes_labelled,
-    write_private_file,
 )
 
 __all__ = [
@@ -170,6 +169,5 @@ __all__ = [
     "volume_exists",
     "volumes_labelled",
     "wait_removed",
-    "write_private_file",
     "write_volume_file",
 ]

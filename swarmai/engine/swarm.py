@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import secrets as random_source
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,15 +64,6 @@ def random_token(length: int = 32) -> str:
     """A random alphanumeric token (safe inside ini, JSON and pgpass files)."""
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
     return "".join(random_source.choice(alphabet) for _ in range(length))
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Write ``text`` readable by the owner only, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
 
 
 # --- stacks, services, tasks ----------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from swarmai import engine as docker
 from swarmai.engine import Engine
 from swarmai.errors import OperationError, UsageError
+from swarmai.files import create_atomically, write_private
 from swarmai.lifecycle import compose_roll, steps
 from swarmai.lifecycle.logs import LogLines, LogOptions, compose_logs
 from swarmai.lifecycle.logtext import failure_log_lines
@@ -170,15 +171,15 @@ class ComposeBackend:
         os.chmod(folder, 0o700)
         for name, value in secret_values(stack).items():
             path = folder / name
-            if path.exists():
+            # Created whole or not at all, and never replaced: a half-written
+            # value would be kept as the secret for good.
+            if not create_atomically(path, value.content):
                 continue
-            path.write_text(value.content, encoding="utf-8")
-            os.chmod(path, 0o644)
             report.created_secrets.append(name)
             progress(f"created secret {name} with a random value in {path}")
             if value.reveal:
                 credentials = prepared.directory / f"{name}.credentials"
-                docker.write_private_file(credentials, value.reveal)
+                write_private(credentials, value.reveal)
                 report.revealed.append(credentials)
         needed = folder / stack.storage.credentials_secret
         if stack.storage.backend == "external" and not needed.exists():

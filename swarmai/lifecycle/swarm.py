@@ -19,6 +19,7 @@ import yaml
 from swarmai import engine as docker
 from swarmai.engine import Engine
 from swarmai.errors import OperationError, UsageError
+from swarmai.files import write_private
 from swarmai.lifecycle import steps
 from swarmai.lifecycle.converge import wait_rolled_back, watch
 from swarmai.lifecycle.logs import LogLines, LogOptions, swarm_logs
@@ -218,7 +219,7 @@ class SwarmBackend:
             reveal = values[secret.name].reveal
             if reveal:
                 path = prepared.directory / f"{secret.name}.credentials"
-                docker.write_private_file(path, reveal)
+                write_private(path, reveal)
                 report.revealed.append(path)
         # An external store's keys cannot be generated: they must exist already.
         needed = stack.storage.credentials_secret

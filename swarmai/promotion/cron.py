@@ -29,7 +29,8 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from swarmai.errors import SpecError
+from swarmai.errors import OperationError, SpecError, SwarmaiError
+from swarmai.files import open_no_follow
 from swarmai.promotion.policy import Described, LoadedPolicy, Rule, decide, load_policy
 
 EXIT_OK = 0  # everything promoted, up to date, rejected or skipped; or locked out
@@ -111,13 +112,20 @@ class Swarmai:
 
 class AuditLog:
     """Appends JSON lines: the file is opened with O_APPEND and each line is one write,
-    so lines of concurrent runs never interleave."""
+    so lines of concurrent runs never interleave; each is on disk before the run goes
+    on (a crash right after must not lose what the run said it would do). A symbolic
+    link in the file's place is refused, not followed."""
 
     def __init__(self, path: Path, base: Mapping[str, Any]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OperationError(f"cannot create the folder of the audit log {path}: "
+                                 f"{error.strerror or error}") from None
         self.path = path
         self._base = dict(base)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = open_no_follow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                                  what="audit log")
 
     def write(self, record: Mapping[str, Any]) -> None:
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -125,6 +133,7 @@ class AuditLog:
         data = line.encode("utf-8")
         if os.write(self._fd, data) != len(data):
             raise OSError(f"short write to audit log {self.path}")
+        os.fsync(self._fd)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -138,9 +147,14 @@ class Lock:
 
 def open_lock(path: Path) -> int:
     """The lock file's descriptor (the file is created, never removed: removing a
-    flock file would let two runs lock two different files)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    flock file would let two runs lock two different files); a symbolic link in its
+    place is refused, not followed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OperationError(f"cannot create the folder of the lock file {path}: "
+                             f"{error.strerror or error}") from None
+    return open_no_follow(path, os.O_RDWR | os.O_CREAT, what="lock file")
 
 
 @contextmanager
@@ -333,8 +347,8 @@ def promote_by_policy(policy_path: str, *, swarmai: Sequence[str] = DEFAULT_SWAR
             "stack": str(loaded.stack_path), "target": loaded.policy.target, "dry_run": dry_run}
     try:
         audit = AuditLog(loaded.audit_log, base)
-    except OSError as error:
-        say(f"error: cannot open the audit log {loaded.audit_log}: {error.strerror}", True)
+    except SwarmaiError as error:
+        say(f"error: {error}", True)
         return EXIT_USAGE
     try:
         run = Run(loaded, Swarmai(tuple(swarmai), loaded), audit, dry_run, say)
@@ -348,9 +362,8 @@ def _locked_run(run: Run, me: Mapping[str, Any], stuck_after: float) -> int:
         return run.rules()
     try:
         fd = open_lock(run.loaded.lock_file)
-    except OSError as error:
-        run.say(f"error: cannot open the lock file {run.loaded.lock_file}: {error.strerror}",
-                True)
+    except SwarmaiError as error:
+        run.say(f"error: {error}", True)
         return EXIT_USAGE
     with exclusive(fd, me) as lock:
         if not lock.acquired:

@@ -117,8 +117,10 @@ def load_policy(path: str | Path) -> LoadedPolicy:
                 for f in _check_rules(policy, stack)]
     if problems:
         raise SpecError(problems)
-    audit_log = (folder / (policy.audit_log or f"{Path(path).stem}.audit.jsonl")).resolve()
-    lock_file = ((folder / policy.lock_file).resolve() if policy.lock_file
+    # Made absolute without resolving links: a link in the file's own place must
+    # reach the no-follow open and be refused there, not be silently followed.
+    audit_log = _absolute(folder / (policy.audit_log or f"{Path(path).stem}.audit.jsonl"))
+    lock_file = (_absolute(folder / policy.lock_file) if policy.lock_file
                  else Path(f"{audit_log}.lock"))
     served = {m.name: m for m in stack.models}
     return LoadedPolicy(
@@ -342,3 +344,8 @@ def _problem(label: str, detail: ErrorDetails) -> Problem:
 def _known_keys(loc: Loc) -> list[str]:
     kind = Rule if loc[:1] == ("models",) else Policy
     return [field.alias or name for name, field in kind.model_fields.items()]
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` absolute and without ``..``, its last part never resolved."""
+    return path.parent.resolve() / path.name

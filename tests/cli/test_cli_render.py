@@ -37,6 +37,19 @@ def test_render_of_an_invalid_stack_exits_2_and_writes_nothing(tmp_path: Path) -
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
+def test_render_refuses_a_manifest_naming_a_file_outside_with_exit_2(tmp_path: Path) -> None:
+    out, precious = tmp_path / "vision", tmp_path / "precious"
+    precious.write_text("keep me")
+    out.mkdir()
+    (out / ".swarmai-rendered.json").write_text(json.dumps(["../precious"]))
+    result = CliRunner().invoke(cli, ["render", VISION, "-t", "swarm", "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert f"{out}/.swarmai-rendered.json: '../precious' is not a path inside" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert precious.read_text() == "keep me"
+    assert sorted(p.name for p in out.iterdir()) == [".swarmai-rendered.json"]
+
+
 def test_render_dry_run_writes_nothing(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["render", VISION, "-t", "swarm", "-o",
                                       str(tmp_path / "o"), "--dry-run"])

@@ -353,3 +353,19 @@ def test_help_documents_exit_codes_and_cron(box: Path) -> None:
     for text in ("exit codes:", "  3  the registry could not be read", "--dry-run",
                  "*/10 * * * * cd /opt/swarmai"):
         assert text in done.stdout
+
+
+@pytest.mark.parametrize("name", ["policy.audit.jsonl", "policy.audit.jsonl.lock"])
+def test_a_linked_audit_log_or_lock_is_refused_and_its_target_untouched(
+        box: Path, tmp_path_factory: pytest.TempPathFactory, name: str) -> None:
+    """A link planted where the run writes could make it append to (or truncate,
+    for the lock) any file the cron user can write."""
+    outside = tmp_path_factory.mktemp("outside") / "precious"
+    outside.write_text("keep me\n")
+    (box / name).symlink_to(outside)
+    done = run(box)
+    assert done.returncode == 2, done.stderr
+    assert f"{box / name}: the " in done.stderr and "symbolic link" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert outside.read_text() == "keep me\n"
+    assert promotions(box) == []
