@@ -85,3 +85,15 @@ class OperationError(SwarmaiError):
             lines.append("  stderr:")
             lines.extend(f"    {line}" for line in tail)
         return "\n".join(lines)
+
+
+class Interrupted(OperationError):
+    """SIGINT or SIGTERM stopped an operation, which put back what it had changed."""
+
+    exit_code = 130  # what a shell reports for a command stopped by Ctrl-C
+
+
+class Busy(OperationError):
+    """Another swarmai process holds the lock this operation needs; nothing was done."""
+
+    exit_code = 75  # EX_TEMPFAIL (sysexits.h): try again later

@@ -12,7 +12,11 @@ format both sides of the registry boundary read:
 - ``swarmai.previous.<alias>``: the version the alias pointed at before the
   last move that changed it (what ``swarmai rollback`` returns to);
 - ``swarmai.canary.<alias>``: ``{"percent": ..., "version": ...}`` while a
-  canary of that alias runs.
+  canary of that alias runs;
+- ``swarmai.pending.<alias>``: ``{"from": ..., "to": ..., "previous": ...}``
+  from before a promotion moves the alias until its servers answer with the new
+  version: a promotion that dies in between (killed, a crash, a lost manager)
+  leaves it, and the next one finishes or undoes that promotion first.
 
 Pure: standard library only, no I/O.
 """
@@ -34,6 +38,7 @@ GRAMMAR = "models:/NAME@ALIAS or models:/NAME/VERSION"
 
 PREVIOUS_TAG = "swarmai.previous."
 CANARY_TAG = "swarmai.canary."
+PENDING_TAG = "swarmai.pending."
 
 
 class ModelUriError(ValueError):
@@ -93,6 +98,38 @@ def is_reserved_alias(alias: str) -> bool:
 def previous_tag(alias: str) -> str:
     """The tag recording where ``alias`` pointed before its last move."""
     return PREVIOUS_TAG + alias
+
+
+def pending_tag(alias: str) -> str:
+    """The tag recording a promotion of ``alias`` that has not finished."""
+    return PENDING_TAG + alias
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A promotion under way: the alias goes from ``source`` (None: it did not exist)
+    to ``target``; ``previous`` is the previous tag's value before it (None: none)."""
+
+    source: str | None
+    target: str
+    previous: str | None
+
+    def encode(self) -> str:
+        return json.dumps({"from": self.source, "to": self.target, "previous": self.previous},
+                          sort_keys=True)
+
+
+def decode_pending(recorded: str | None) -> Pending | None:
+    """The promotion a pending tag's value records; None when absent or unreadable."""
+    if not recorded:
+        return None
+    try:
+        fields = json.loads(recorded)
+        source, target, previous = fields["from"], fields["to"], fields["previous"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return Pending(None if source is None else str(source), str(target),
+                   None if previous is None else str(previous))
 
 
 def canary_tag(alias: str) -> str:

@@ -89,6 +89,11 @@ class ModelDescription:
         """The version ``alias`` pointed at before its last move (None: not on record)."""
         return _optional_version(self.tags.get(modeluri.previous_tag(alias)))
 
+    def pending(self, alias: str) -> modeluri.Pending | None:
+        """A promotion of ``alias`` that moved (or was about to move) the alias and did not
+        finish: killed, crashed, or its restore failed too (None: none)."""
+        return modeluri.decode_pending(self.tags.get(modeluri.pending_tag(alias)))
+
     def canary(self, alias: str) -> int | None:
         """The version a running canary of ``alias`` serves (None: no canary)."""
         return _optional_version(modeluri.canary_version(self.tags.get(modeluri.canary_tag(alias))))

@@ -8,7 +8,13 @@ their alias resolves to, so the new version arrives as a health-gated,
 start-first rolling update), then ask the model through the gateway until
 every answer comes from the new version.  Any failure restores the alias,
 lets Swarm roll back (or re-creates the previous servers on Compose), and
-exits 1.
+exits 1; so does SIGINT or SIGTERM (exit 130).
+
+A promotion that dies anyway (kill -9, a crash, a lost manager) leaves the
+``swarmai.pending.<alias>`` tag it wrote before moving the alias.  The next
+promote or rollback of that alias finds it first: if the alias moved, the
+promotion is finished (rolled and verified) or, when that fails, undone;
+if it had not, its records are undone.  The report says which (``resumed``).
 
 A canary is a one-replica service pinned to the new version, and a file in
 the gateway's dynamic-config volume that splits the model's route by weight
@@ -25,11 +31,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from swarmai import modeluri
-from swarmai.errors import OperationError, UsageError
+from swarmai.errors import Interrupted, OperationError, UsageError
 from swarmai.lifecycle.backend import Backend
 from swarmai.lifecycle.model_images import model_image_of
 from swarmai.lifecycle.steps import StartOptions
-from swarmai.modeluri import canary_tag, encode_canary, previous_tag
+from swarmai.modeluri import Pending, canary_tag, encode_canary, pending_tag, previous_tag
 from swarmai.promotion.verify import restart_runtime, wait_for_version
 from swarmai.registry_client import ModelDescription, ModelRegistry
 from swarmai.render import naming
@@ -39,6 +45,8 @@ from swarmai.spec import Model, Stack
 
 Progress = Callable[[str], None]
 Action = Literal["promoted", "unchanged", "canary", "finished", "rolled-back", "canary-removed"]
+# What became of an interrupted promotion found on the way in.
+Resumed = Literal["finished", "undone"]
 # Traefik's file provider reloads on the file event; this covers the reload
 # and the requests already routed by the old configuration.
 _FILE_RELOAD_S = 3.0
@@ -67,6 +75,7 @@ class PromotionReport:
     changed: bool
     canary_percent: int | None = None
     seconds: float = 0.0
+    resumed: Resumed | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,7 +133,7 @@ def context(backend: Backend, registry: ModelRegistry, stack: Stack, stack_file:
 def promote(ctx: Context, request: Promotion) -> PromotionReport:
     """Move ``request.alias`` to the requested version and roll what serves it."""
     started = time.monotonic()
-    described = ctx.registry.describe(ctx.registered)
+    resumed, described = _resume(ctx, request.alias, ctx.registry.describe(ctx.registered))
     if request.finish:
         report = _finish_canary(ctx, request, described)
     else:
@@ -134,15 +143,20 @@ def promote(ctx: Context, request: Promotion) -> PromotionReport:
         else:
             report = _promote(ctx, request.alias, version, described)
     report.seconds = round(time.monotonic() - started, 1)
+    report.resumed = resumed
     return report
 
 
 def rollback(ctx: Context, alias: str) -> PromotionReport:
-    """Stop a running canary; else move ``alias`` back to the version it had before."""
+    """Undo an interrupted promotion; else stop a running canary; else move ``alias``
+    back to the version it had before."""
     started = time.monotonic()
     described = ctx.registry.describe(ctx.registered)
     current = described.aliases.get(alias)
-    if canary_tag(alias) in described.tags:
+    pending = described.pending(alias)
+    if pending is not None:
+        report = _roll_back_pending(ctx, alias, pending, current)
+    elif canary_tag(alias) in described.tags:
         canary = described.canary(alias)
         _stop_canary(ctx, alias)
         ctx.apply()
@@ -188,26 +202,101 @@ def _promote(ctx: Context, alias: str, version: str, described: ModelDescription
                              None if previous is None else str(previous), moved.changed)
     if alias != ctx.served_alias:
         ctx.progress(f"the stack serves {ctx.model.model}: nothing to roll")
+        _settle(ctx, alias, moved.changed)
         return report
     try:
-        _roll(ctx)
-        wait_for_version(ctx.stack, ctx.model, version, ctx.options.gateway_host,
-                         progress=ctx.progress)
-    except OperationError as error:
+        _roll_and_verify(ctx, version)
+    except (OperationError, KeyboardInterrupt) as error:
         if not moved.changed or moved.previous is None:
+            _settle(ctx, alias, moved.changed)  # no version to go back to
             raise
-        try:
-            _restore(ctx, alias, moved.previous, described)
-        except OperationError as second:
-            raise OperationError(
-                f"promoting {ctx.registered} version {version} to @{alias} failed, and so did "
-                f"putting version {moved.previous} back:\n{second}\n\nthe promotion's "
-                f"failure:\n{error}") from None
-        raise OperationError(
-            f"promoting {ctx.registered} version {version} to @{alias} failed, so "
-            f"@{alias} is back at version {moved.previous} and its servers are rolled "
-            f"back:\n{error}") from None
+        _put_back_after(ctx, alias, version, moved.previous,
+                        described.tags.get(previous_tag(alias)), error)
+    _settle(ctx, alias, moved.changed)
     return report
+
+
+def _roll_and_verify(ctx: Context, version: str) -> None:
+    _roll(ctx)
+    wait_for_version(ctx.stack, ctx.model, version, ctx.options.gateway_host,
+                     progress=ctx.progress)
+
+
+def _settle(ctx: Context, alias: str, moved: bool) -> None:
+    """The promotion is over: forget its pending record (written only by a move)."""
+    if moved:
+        ctx.registry.set_tag(ctx.registered, pending_tag(alias), None)
+
+
+def _put_back_after(ctx: Context, alias: str, version: str, previous: int,
+                    previous_record: str | None, error: BaseException) -> None:
+    """``error`` stopped the promotion to ``version``: restore ``previous`` and raise."""
+    interrupted = isinstance(error, KeyboardInterrupt)
+    why = "was interrupted" if interrupted else "failed"
+    try:
+        # An interrupt may have come before the roll began: Swarm's rollback would
+        # then return to an older spec than the one serving.
+        _restore(ctx, alias, previous, previous_record, this_run_rolled=not interrupted)
+    except OperationError as second:
+        raise OperationError(
+            f"promoting {ctx.registered} version {version} to @{alias} {why}, and so did "
+            f"putting version {previous} back (the next promote or rollback of @{alias} "
+            f"finishes it):\n{second}\n\nthe promotion's failure:\n{error}") from None
+    kind = Interrupted if interrupted else OperationError
+    raise kind(f"promoting {ctx.registered} version {version} to @{alias} {why}, so "
+               f"@{alias} is back at version {previous} and its servers are rolled "
+               f"back:\n{error or 'SIGINT/SIGTERM'}") from None
+
+
+def _resume(ctx: Context, alias: str,
+            described: ModelDescription) -> tuple[Resumed | None, ModelDescription]:
+    """Finish or undo an interrupted promotion of ``alias`` before anything else; the
+    outcome, and the registry as it is then."""
+    pending = described.pending(alias)
+    if pending is None:
+        return None, described
+    current = described.aliases.get(alias)
+    what = (f"an interrupted promotion of {ctx.registered}@{alias} (version "
+            f"{pending.source or '-'} -> {pending.target})")
+    if current is None or str(current) != pending.target:
+        ctx.progress(f"{what} had not moved the alias: undoing its records")
+        ctx.registry.set_tag(ctx.registered, previous_tag(alias), pending.previous)
+        _settle(ctx, alias, True)
+        return "undone", ctx.registry.describe(ctx.registered)
+    ctx.progress(f"{what} moved the alias: finishing it first")
+    if alias == ctx.served_alias:
+        try:
+            _roll_and_verify(ctx, pending.target)
+        except OperationError as error:
+            if pending.source is None:
+                _settle(ctx, alias, True)
+                raise
+            ctx.progress(f"finishing it failed, so version {pending.source} is put back: "
+                         f"{str(error).splitlines()[0]}")
+            _restore(ctx, alias, int(pending.source), pending.previous,
+                     this_run_rolled=False)
+            return "undone", ctx.registry.describe(ctx.registered)
+    _settle(ctx, alias, True)
+    return "finished", ctx.registry.describe(ctx.registered)
+
+
+def _roll_back_pending(ctx: Context, alias: str, pending: Pending,
+                       current: int | None) -> PromotionReport:
+    """``rollback`` while a promotion is unfinished: undo that promotion."""
+    if pending.source is None:
+        raise UsageError(f"{ctx.registered}@{alias}: the interrupted promotion to version "
+                         f"{pending.target} created the alias, so there is no version to go "
+                         f"back to: promote the version you want with `swarmai promote "
+                         f"{ctx.stack_file} {ctx.model.name} --to {alias} --version N`")
+    ctx.progress(f"an interrupted promotion of {ctx.registered}@{alias} (version "
+                 f"{pending.source} -> {pending.target}) is undone")
+    if current is not None and str(current) == pending.target:
+        _restore(ctx, alias, int(pending.source), pending.previous, this_run_rolled=False)
+    else:
+        ctx.registry.set_tag(ctx.registered, previous_tag(alias), pending.previous)
+        _settle(ctx, alias, True)
+    return PromotionReport(ctx.model.name, ctx.registered, alias, "rolled-back",
+                           pending.source, pending.target, changed=True, resumed="undone")
 
 
 def _roll(ctx: Context) -> None:
@@ -219,19 +308,25 @@ def _roll(ctx: Context) -> None:
         restart_runtime(ctx.backend, ctx.stack, ctx.model, ctx.options.timeout_s, ctx.progress)
 
 
-def _restore(ctx: Context, alias: str, previous: int, described: ModelDescription) -> None:
-    """After a failed roll: the alias and its remembered version as they were, servers too."""
+def _restore(ctx: Context, alias: str, previous: int, previous_record: str | None, *,
+             this_run_rolled: bool = True) -> None:
+    """After a failed roll: the alias and its remembered version (``previous_record``, the
+    previous tag's value before the promotion) as they were, servers too.
+
+    Only a roll this process started may be undone by Swarm's rollback (to the
+    service's previous spec); after an interrupted run the servers are brought
+    in line with the restored alias instead, whatever they run."""
     ctx.progress(f"restoring {ctx.registered}@{alias} to version {previous}")
     ctx.registry.move_alias(ctx.registered, alias, previous, remember=False)
-    ctx.registry.set_tag(ctx.registered, previous_tag(alias),
-                         described.tags.get(previous_tag(alias)))
+    ctx.registry.set_tag(ctx.registered, previous_tag(alias), previous_record)
     # A FastAPI server (or an app) is pinned to its version: where the target keeps
     # the previous spec (Swarm), rolling back is the way back; else start it again.
-    rolled_back = ctx.model.pinned_by_deploy and ctx.backend.roll_back(
+    rolled_back = this_run_rolled and ctx.model.pinned_by_deploy and ctx.backend.roll_back(
         ctx.stack, naming.model_service(ctx.model), timeout_s=ctx.options.timeout_s,
         progress=ctx.progress)
     if not rolled_back:
         _roll(ctx)
+    _settle(ctx, alias, True)  # last: a restore cut short is found and done again
 
 
 def _start_canary(ctx: Context, request: Promotion, described: ModelDescription,

@@ -62,9 +62,14 @@ class FakeRegistry:
         previous = current.get(alias)
         if previous == int(version):
             return AliasMove(name, alias, int(version), previous, changed=False)
+        tags = self.tags.setdefault(name, {})
+        if remember:
+            pending = modeluri.Pending(None if previous is None else str(previous), str(version),
+                                       tags.get(modeluri.previous_tag(alias)))
+            tags[modeluri.pending_tag(alias)] = pending.encode()
+            if previous is not None:
+                tags[modeluri.previous_tag(alias)] = str(previous)
         current[alias] = int(version)
-        if remember and previous is not None:
-            self.tags.setdefault(name, {})[modeluri.previous_tag(alias)] = str(previous)
         return AliasMove(name, alias, int(version), previous, changed=True)
 
     def set_tag(self, name: str, key: str, value: str | None) -> None:

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from fakes import FakeBackend, FakeRegistry
 
-from swarmai.errors import OperationError, UsageError
+from swarmai.errors import Interrupted, OperationError, UsageError
 from swarmai.lifecycle.steps import StartOptions
-from swarmai.modeluri import canary_tag, encode_canary, previous_tag
+from swarmai.modeluri import Pending, canary_tag, encode_canary, pending_tag, previous_tag
 from swarmai.promotion import promote as promotion
 from swarmai.spec import Model, Stack, Target
 
@@ -29,6 +29,7 @@ STACK = Stack.model_validate({
     ],
 })
 PREVIOUS = previous_tag("production")
+PENDING = pending_tag("production")
 
 
 @pytest.fixture
@@ -99,8 +100,10 @@ def test_when_the_roll_fails_the_alias_is_restored_and_swarm_rolls_back(
     assert registry.tags["iris"][PREVIOUS] == "1"
     assert ("move_alias", "iris", "production", 2, False) in backend.calls
     assert _calls(backend, "roll_back") == [("roll_back", "model-iris")]
-    # Swarm keeps the previous spec: no second start after the rollback.
-    assert backend.calls[-1] == ("roll_back", "model-iris")
+    # Swarm keeps the previous spec: no second start after the rollback; the
+    # promotion's pending record goes last.
+    assert backend.calls[-2:] == [("roll_back", "model-iris"),
+                                  ("set_tag", "iris", PENDING, None)]
     assert backend.serving["iris"] == 2
 
 
@@ -199,3 +202,94 @@ def test_rollback_of_a_running_canary_removes_the_canary_and_keeps_the_alias(
     assert backend.files == {"canary-iris.yml": None}
     assert registry.aliases["iris"]["production"] == 2
     assert _calls(backend, "start") == [("start", "swarm")]
+
+
+# --- crash safety: the pending record ------------------------------------------------
+
+
+def test_the_pending_record_is_written_before_the_move_and_cleared_after_the_check(
+        setup: Setup, registry: FakeRegistry) -> None:
+    ctx, backend = setup()
+    seen = []
+    original = backend.start
+
+    def start(*args: Any) -> Any:
+        seen.append(dict(registry.tags["iris"]))  # what a kill during the roll leaves
+        return original(*args)
+
+    backend.start = start  # type: ignore[method-assign]
+    promotion.promote(ctx, promotion.Promotion("iris", "production", version="3"))
+    assert Pending("2", "3", "1").encode() == seen[0][PENDING]
+    assert seen[0][PREVIOUS] == "2"
+    assert PENDING not in registry.tags["iris"]
+
+
+def _interrupted(registry: FakeRegistry, *, moved: bool) -> None:
+    """What a promotion of iris 2 -> 3 killed after (or before) the alias move leaves."""
+    registry.tags["iris"].update({PENDING: Pending("2", "3", "1").encode(), PREVIOUS: "2"})
+    if moved:
+        registry.aliases["iris"]["production"] = 3
+
+
+def test_the_next_promotion_finishes_an_interrupted_one_first(
+        setup: Setup, registry: FakeRegistry) -> None:
+    _interrupted(registry, moved=True)
+    ctx, backend = setup()  # still serving 2: the kill came before the roll
+    report = promotion.promote(ctx, promotion.Promotion("iris", "production", version="3"))
+    assert (report.resumed, report.action) == ("finished", "unchanged")
+    assert backend.serving["iris"] == 3 and registry.tags["iris"][PREVIOUS] == "2"
+    assert PENDING not in registry.tags["iris"]
+
+
+def test_an_interrupted_promotion_that_cannot_finish_is_undone(
+        setup: Setup, registry: FakeRegistry) -> None:
+    _interrupted(registry, moved=True)
+    ctx, backend = setup(broken={3})
+    report = promotion.promote(ctx, promotion.Promotion("iris", "production", version="2"))
+    assert (report.resumed, report.action, report.version) == ("undone", "unchanged", "2")
+    assert registry.aliases["iris"]["production"] == 2
+    assert registry.tags["iris"][PREVIOUS] == "1" and PENDING not in registry.tags["iris"]
+    assert backend.serving["iris"] == 2
+
+
+def test_records_of_a_promotion_killed_before_its_move_are_undone(
+        setup: Setup, registry: FakeRegistry) -> None:
+    _interrupted(registry, moved=False)
+    ctx, _ = setup()
+    report = promotion.promote(ctx, promotion.Promotion("iris", "production", version="3"))
+    assert (report.resumed, report.action, report.previous) == ("undone", "promoted", "2")
+    # The previous record is 2 again only because this promotion moved 2 -> 3.
+    assert registry.tags["iris"][PREVIOUS] == "2" and PENDING not in registry.tags["iris"]
+
+
+def test_rollback_during_an_interrupted_promotion_undoes_it(
+        setup: Setup, registry: FakeRegistry) -> None:
+    _interrupted(registry, moved=True)
+    ctx, backend = setup()
+    backend.serving["iris"] = 3
+    report = promotion.rollback(ctx, "production")
+    assert (report.action, report.version, report.resumed) == ("rolled-back", "2", "undone")
+    assert registry.aliases["iris"]["production"] == 2 and backend.serving["iris"] == 2
+    assert registry.tags["iris"][PREVIOUS] == "1" and PENDING not in registry.tags["iris"]
+
+
+def test_an_interrupt_during_the_roll_puts_the_old_version_back(
+        setup: Setup, registry: FakeRegistry) -> None:
+    ctx, backend = setup()
+    original = backend.start
+    calls = 0
+
+    def start(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise KeyboardInterrupt  # SIGINT, or SIGTERM as the CLI turns it
+        return original(*args)
+
+    backend.start = start  # type: ignore[method-assign]
+    with pytest.raises(Interrupted, match="was interrupted, so @production is back at "
+                                          "version 2") as raised:
+        promotion.promote(ctx, promotion.Promotion("iris", "production", version="3"))
+    assert raised.value.exit_code == 130
+    assert registry.aliases["iris"]["production"] == 2
+    assert registry.tags["iris"][PREVIOUS] == "1" and PENDING not in registry.tags["iris"]

@@ -63,19 +63,30 @@ def resolve_alias(client: Any, name: str, alias: str) -> str | None:
 
 def move_alias(client: Any, name: str, alias: str, version: str, *,
                remember: bool = True) -> AliasMove:
-    """Point ``alias`` at ``version``; with ``remember``, keep the old target as a tag.
+    """Point ``alias`` at ``version``; with ``remember`` (a promotion), first record the
+    promotion as pending and the old target as the previous version.
 
-    Idempotent: an alias already at ``version`` is left alone, and so is the
-    remembered previous version (a re-run must not forget where to roll back to).
+    The records come before the move: a promotion killed right after the move
+    leaves them, so the next one knows what to finish or undo. Idempotent: an
+    alias already at ``version`` is left alone, and so are its tags (a re-run must
+    not forget where to roll back to).
     """
     _call(lambda: client.get_model_version(name, version))  # a clear error for a missing one
-    previous = resolve_alias(client, name, alias)
+    model = _call(lambda: client.get_registered_model(name))
+    found = (getattr(model, "aliases", None) or {}).get(alias)
+    previous = None if found is None else str(found)
     if previous == version:
         return AliasMove(name, alias, version, previous, changed=False)
-    _call(lambda: client.set_registered_model_alias(name, alias, version))
-    if remember and previous is not None:
-        _call(lambda: client.set_registered_model_tag(name, modeluri.previous_tag(alias),
+    if remember:
+        tags = getattr(model, "tags", None) or {}
+        recorded = tags.get(modeluri.previous_tag(alias))
+        pending = modeluri.Pending(previous, version, None if recorded is None else str(recorded))
+        _call(lambda: client.set_registered_model_tag(name, modeluri.pending_tag(alias),
+                                                      pending.encode()))
+        if previous is not None:
+            _call(lambda: client.set_registered_model_tag(name, modeluri.previous_tag(alias),
                                                           previous))
+    _call(lambda: client.set_registered_model_alias(name, alias, version))
     return AliasMove(name, alias, version, previous, changed=True)
 
 

@@ -78,6 +78,9 @@ def test_moving_an_alias_remembers_the_previous_version_and_is_idempotent(store:
     tags = _registry(store, "describe", "scaler")["tags"]
     # The re-run did not overwrite the version to roll back to with "2".
     assert tags["swarmai.previous.production"] == "1"
+    # Recorded before the alias moved; the host clears it once the servers answer.
+    assert json.loads(tags["swarmai.pending.production"]) == {"from": "1", "to": "2",
+                                                              "previous": None}
 
 
 def test_a_missing_version_is_refused_and_nothing_moves(store: Path) -> None:
