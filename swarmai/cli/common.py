@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,6 +28,20 @@ def run_action(action: Callable[[], _T]) -> _T:
     except SwarmaiError as error:
         click.echo(f"error: {error}" if error.exit_code == 1 else str(error), err=True)
         sys.exit(error.exit_code)
+
+
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (``docker stop``, systemd, ``kill``) stops the block as Ctrl-C does, so an
+    operation that puts back what it changed on Ctrl-C does so on SIGTERM too."""
+    def interrupt(_signal: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def progress(line: str) -> None:

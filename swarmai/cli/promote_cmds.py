@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -14,6 +15,7 @@ from swarmai.cli.common import (
     output_option,
     progress,
     run_action,
+    sigterm_as_ctrl_c,
     stack_file_argument,
     state_dir_option,
     timeout_option,
@@ -23,6 +25,7 @@ from swarmai.errors import UsageError
 from swarmai.lifecycle.backend import backend_for
 from swarmai.lifecycle.steps import StartOptions, registry_target
 from swarmai.promotion import promote as promotion
+from swarmai.promotion.locking import held, this_process
 from swarmai.registry_client import RegistryClient
 from swarmai.spec import Target, load_stack
 
@@ -56,11 +59,14 @@ def _lifecycle_options(function: Callable[..., None]) -> Callable[..., None]:
                    "the alias does not move until --finish.")
 @click.option("--finish", is_flag=True,
               help="End the running canary: move the alias to its version, roll, retire it.")
+@click.option("--resume", is_flag=True,
+              help="Only finish (or, when that fails, undo) an interrupted promotion of "
+                   "--to; every promote does this first anyway.")
 @_lifecycle_options
 def promote(stack_file: Path, model: str, to_alias: str, version: str | None,
-            from_alias: str | None, canary: int | None, finish: bool, target: Target,
-            offline: bool, state_dir: Path | None, timeout_s: int, gateway_host: str,
-            output_format: str) -> None:
+            from_alias: str | None, canary: int | None, finish: bool, resume: bool,
+            target: Target, offline: bool, state_dir: Path | None, timeout_s: int,
+            gateway_host: str, output_format: str) -> None:
     """Move MLflow alias --to of MODEL (a models[].name of FILE) and roll its servers.
 
     \b
@@ -69,12 +75,17 @@ def promote(stack_file: Path, model: str, to_alias: str, version: str | None,
       1. resolve the version (--version N, or --from ALIAS) and pre-flight it:
          its artifacts download, and a FastAPI model loads in the server
          image (TF Serving / TorchServe: the SavedModel / TorchScript is there)
-      2. move the alias; MLflow keeps the old version (tag swarmai.previous.ALIAS)
+      2. record the promotion as pending (tag swarmai.pending.ALIAS) and the
+         old version (tag swarmai.previous.ALIAS), then move the alias
       3. roll the model's servers: start-first and health-gated on Swarm
          (the deploy you know), re-created on Compose
       4. ask the model through the gateway until every answer comes from the
-         new version
-    Any failure puts the alias back, rolls the servers back, and exits 1.
+         new version; clear the pending record
+    Any failure, Ctrl-C or SIGTERM puts the alias back, rolls the servers
+    back, and exits 1 (130 when interrupted). A promotion killed outright
+    leaves its pending record: the next promote or rollback of the alias
+    finishes it (or undoes it) first. One promotion or rollback of a stack at
+    a time on this host: another one waits for nothing and exits 75.
     Exit 2: invalid input. Rolling back later: `swarmai rollback FILE MODEL`.
 
     \b
@@ -84,15 +95,18 @@ def promote(stack_file: Path, model: str, to_alias: str, version: str | None,
       swarmai promote stacks/dev.yaml iris --to production --version 8 --canary 25
       swarmai promote stacks/dev.yaml iris --to production --finish
     """
-    if finish and (canary is not None or version or from_alias):
-        raise click.UsageError("--finish takes no --canary, --version or --from")
+    if (finish or resume) and (canary is not None or version or from_alias):
+        raise click.UsageError("--finish and --resume take no --canary, --version or --from")
+    if finish and resume:
+        raise click.UsageError("give --finish or --resume, not both")
     if version and from_alias:
         raise click.UsageError("give --version or --from, not both")
-    request = promotion.Promotion(model, to_alias, version, from_alias, canary, finish)
+    request = promotion.Promotion(model, to_alias, version, from_alias, canary, finish, resume)
 
     def action() -> promotion.PromotionReport:
         ctx = _context(stack_file, model, target, offline, state_dir, timeout_s, gateway_host)
-        return promotion.promote(ctx, request)
+        with _exclusively(ctx, "promote"):
+            return promotion.promote(ctx, request)
 
     _print(run_action(action), output_format)
 
@@ -122,9 +136,20 @@ def rollback(stack_file: Path, model: str, alias: str | None, target: Target, of
         if wanted is None:
             raise UsageError(f"{stack_file}: model {model} serves {ctx.model.model}, a fixed "
                              "version: there is no alias to roll back (use --alias)")
-        return promotion.rollback(ctx, wanted)
+        with _exclusively(ctx, "rollback"):
+            return promotion.rollback(ctx, wanted)
 
     _print(run_action(action), output_format)
+
+
+@contextmanager
+def _exclusively(ctx: promotion.Context, command: str) -> Iterator[None]:
+    """One promotion or rollback of a stack at a time on this host, whoever starts it
+    (a person, cron); SIGTERM puts the old version back as Ctrl-C does."""
+    me = this_process(command=f"swarmai {command} {ctx.stack_file} {ctx.model.name}")
+    with held(promotion.lock_file(ctx), me, what=f"promotion of stack {ctx.stack.name}"), \
+            sigterm_as_ctrl_c():
+        yield
 
 
 def _context(stack_file: Path, model: str, target: Target, offline: bool,

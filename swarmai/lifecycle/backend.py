@@ -28,6 +28,11 @@ class Backend(Protocol):
     """What a stack's lifecycle needs of its target (Swarm or Compose)."""
 
     @property
+    def state_dir(self) -> Path | None:
+        """The folder given for the stack's state (None: the default, state_directory)."""
+        ...
+
+    @property
     def engine(self) -> Engine:
         """The engine it drives (promotion builds a model's image there)."""
         ...

@@ -11,17 +11,14 @@ happens to that rule, including when another run holds the lock.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +26,16 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from swarmai.errors import OperationError, SpecError, SwarmaiError
+from swarmai import modeluri
+from swarmai.errors import Busy, OperationError, SpecError, SwarmaiError
 from swarmai.files import open_no_follow
+from swarmai.promotion.locking import (
+    describe_holder,
+    exclusive,
+    holder_age_s,
+    open_lock,
+    this_process,
+)
 from swarmai.promotion.policy import Described, LoadedPolicy, Rule, decide, load_policy
 
 EXIT_OK = 0  # everything promoted, up to date, rejected or skipped; or locked out
@@ -38,6 +43,7 @@ EXIT_FAILED = 1  # at least one promotion failed (swarmai rolled it back)
 EXIT_USAGE = 2  # invalid policy or command line; nothing was done
 EXIT_REGISTRY = 3  # the registry could not be read for at least one model
 EXIT_STUCK = 4  # locked out by a run older than --stuck-after: it may hang
+EXIT_BUSY = Busy.exit_code  # what swarmai promote exits with when the stack's lock is held
 
 DEFAULT_SWARMAI = (sys.executable, "-c", "from swarmai.cli import main; main()")
 DESCRIBE_TIMEOUT_S = 300
@@ -84,10 +90,16 @@ class Swarmai:
                           *self._common()], DESCRIBE_TIMEOUT_S)
 
     def promote(self, model: str, alias: str, version: str) -> CallResult:
+        return self._promote([model, "--to", alias, "--version", version])
+
+    def resume(self, model: str, alias: str) -> CallResult:
+        """Finish or undo an interrupted promotion of ``alias``, nothing else."""
+        return self._promote([model, "--to", alias, "--resume"])
+
+    def _promote(self, args: list[str]) -> CallResult:
         # No timeout: killing swarmai mid-roll would skip its own rollback.
         state_dir = self.loaded.state_dir
-        return self._run(["promote", str(self.loaded.stack_path), model, "--to", alias,
-                          "--version", version, *self._common(),
+        return self._run(["promote", str(self.loaded.stack_path), *args, *self._common(),
                           *(["--state-dir", str(state_dir)] if state_dir else [])], None)
 
     def _common(self) -> list[str]:
@@ -140,52 +152,6 @@ class AuditLog:
 
 
 @dataclass(frozen=True)
-class Lock:
-    acquired: bool
-    holder: Mapping[str, Any] = field(default_factory=dict)  # the other run, when not acquired
-
-
-def open_lock(path: Path) -> int:
-    """The lock file's descriptor (the file is created, never removed: removing a
-    flock file would let two runs lock two different files); a symbolic link in its
-    place is refused, not followed."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OperationError(f"cannot create the folder of the lock file {path}: "
-                             f"{error.strerror or error}") from None
-    return open_no_follow(path, os.O_RDWR | os.O_CREAT, what="lock file")
-
-
-@contextmanager
-def exclusive(fd: int, me: Mapping[str, Any]) -> Iterator[Lock]:
-    """Hold ``flock(LOCK_EX | LOCK_NB)`` on ``fd`` for the block, or report who does.
-
-    While held, the file records the holder (``me``) as one JSON object.
-    The descriptor is closed on the way out, which releases the lock.
-    """
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield Lock(False, _read_holder(fd))
-            return
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(dict(me)) + "\n").encode("utf-8"), 0)
-        yield Lock(True)
-    finally:
-        os.close(fd)
-
-
-def _read_holder(fd: int) -> dict[str, Any]:
-    try:
-        holder = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
-    except ValueError:  # the holder has not written itself yet
-        return {}
-    return holder if isinstance(holder, dict) else {}
-
-
-@dataclass(frozen=True)
 class Outcome:
     """The final word on one rule in one run: the audit line's fields and an exit code."""
 
@@ -211,7 +177,7 @@ class Run:
 
     def locked_out(self, holder: Mapping[str, Any], stuck_after: float) -> int:
         who = describe_holder(holder)
-        age = _age_s(holder)
+        age = holder_age_s(holder)
         stuck = age is not None and age > stuck_after
         reason = f"another run ({who}) holds {self.loaded.lock_file}"
         for rule in self.loaded.policy.models:
@@ -228,6 +194,11 @@ class Run:
         found = self._describe(registered)
         if isinstance(found, Outcome):
             return found
+        if modeluri.pending_tag(rule.target) in found.tags and not self.dry_run:
+            # An earlier promotion died midway: settle it; the rule's next run decides.
+            self.described.pop(registered, None)
+            self._started(rule, "resuming an interrupted promotion", {})
+            return _resumed(self.swarmai.resume(rule.model, rule.target))
         decision = decide(rule, found)
         numbers = {"candidate": decision.candidate, "current": decision.current,
                    "candidate_value": decision.candidate_value,
@@ -238,8 +209,14 @@ class Run:
             return Outcome("would-promote", decision.reason, numbers)
         assert decision.candidate is not None
         self.described.pop(registered, None)  # the alias moves: describe afresh next time
+        self._started(rule, decision.reason, numbers)
         done = self.swarmai.promote(rule.model, rule.target, decision.candidate)
         return _promoted(decision.reason, numbers, done)
+
+    def _started(self, rule: Rule, reason: str, numbers: Mapping[str, Any]) -> None:
+        """An audit line before the run changes anything: a run killed from here on
+        still leaves a trace of what it was doing."""
+        self._audit(rule, Outcome("started", reason, numbers))
 
     def _describe(self, registered: str) -> Described | Outcome:
         if registered not in self.described:
@@ -247,15 +224,18 @@ class Run:
         return self.described[registered]
 
     def _record(self, rule: Rule, outcome: Outcome) -> int:
+        self._audit(rule, outcome)
+        self.say(f"{rule.model}: {outcome.decision}: {outcome.reason}",
+                 outcome.code != EXIT_OK)
+        return outcome.code
+
+    def _audit(self, rule: Rule, outcome: Outcome) -> None:
         self.audit.write({
             "model": rule.model, "registered_name": self.loaded.registered[rule.model],
             "from": rule.source, "to": rule.target, "metric": rule.metric,
             "decision": outcome.decision, "reason": outcome.reason,
             **dict.fromkeys(AUDIT_RESULT_KEYS), **outcome.fields,
         })
-        self.say(f"{rule.model}: {outcome.decision}: {outcome.reason}",
-                 outcome.code != EXIT_OK)
-        return outcome.code
 
 
 AUDIT_RESULT_KEYS = ("candidate", "current", "candidate_value", "current_value", "changed",
@@ -280,12 +260,31 @@ def _promoted(reason: str, numbers: Mapping[str, Any], done: CallResult) -> Outc
     report = report if isinstance(report, dict) else {}
     fields = {**numbers, "exit_code": done.code,
               "seconds": report.get("seconds", round(done.seconds, 3))}
+    if done.code == EXIT_BUSY:
+        return Outcome("locked", done.message(), fields)
     if done.code != 0:
         message = done.message()
         return Outcome("failed", f"swarmai promote failed: {message}",
                        {**fields, "error": message}, EXIT_FAILED)
     fields.update(changed=report.get("changed"), previous=report.get("previous"))
     return Outcome("promoted", reason, fields)
+
+
+def _resumed(done: CallResult) -> Outcome:
+    """The outcome of ``swarmai promote --resume``: what it did to the interrupted one."""
+    report = done.json()
+    report = report if isinstance(report, dict) else {}
+    fields = {"exit_code": done.code, "seconds": report.get("seconds", round(done.seconds, 3)),
+              "current": report.get("version")}
+    if done.code == EXIT_BUSY:
+        return Outcome("locked", done.message(), fields)
+    if done.code != 0:
+        message = done.message()
+        return Outcome("failed", f"settling an interrupted promotion failed: {message}",
+                       {**fields, "error": message}, EXIT_FAILED)
+    how = report.get("resumed") or "already settled"
+    return Outcome("resumed", f"an interrupted promotion was {how}; @{report.get('alias')} "
+                   f"serves version {report.get('version')}", {**fields, "changed": True})
 
 
 def worst(codes: Sequence[int]) -> int:
@@ -307,21 +306,6 @@ def check_command(command: Sequence[str]) -> str:
     return ""
 
 
-def describe_holder(holder: Mapping[str, Any]) -> str:
-    if not holder:
-        return "pid unknown"
-    return (f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, "
-            f"run {holder.get('run_id', '?')}, started {holder.get('started', '?')}")
-
-
-def _age_s(holder: Mapping[str, Any]) -> float | None:
-    try:
-        started = datetime.fromisoformat(str(holder["started"]).replace("Z", "+00:00"))
-    except (KeyError, ValueError):
-        return None
-    return (datetime.now(UTC) - started).total_seconds()
-
-
 def promote_by_policy(policy_path: str, *, swarmai: Sequence[str] = DEFAULT_SWARMAI,
                       dry_run: bool = False, stuck_after: float = 3600,
                       out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -341,8 +325,7 @@ def promote_by_policy(policy_path: str, *, swarmai: Sequence[str] = DEFAULT_SWAR
     for warning in loaded.warnings:
         say(f"warning: {warning}", True)
     run_id = uuid.uuid4().hex
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id,
-          "started": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")}
+    me = this_process(run_id=run_id)
     base = {"run_id": run_id, "host": me["host"], "policy": str(loaded.path),
             "stack": str(loaded.stack_path), "target": loaded.policy.target, "dry_run": dry_run}
     try:

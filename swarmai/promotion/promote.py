@@ -34,7 +34,7 @@ from swarmai import modeluri
 from swarmai.errors import Interrupted, OperationError, UsageError
 from swarmai.lifecycle.backend import Backend
 from swarmai.lifecycle.model_images import model_image_of
-from swarmai.lifecycle.steps import StartOptions
+from swarmai.lifecycle.steps import StartOptions, state_directory
 from swarmai.modeluri import Pending, canary_tag, encode_canary, pending_tag, previous_tag
 from swarmai.promotion.verify import restart_runtime, wait_for_version
 from swarmai.registry_client import ModelDescription, ModelRegistry
@@ -62,6 +62,7 @@ class Promotion:
     from_alias: str | None = None
     canary_percent: int | None = None
     finish: bool = False
+    resume: bool = False  # only finish or undo an interrupted promotion
 
 
 @dataclass
@@ -111,6 +112,11 @@ class Context:
         self.registry.preflight(self.registered, version, self.model.runtime, image=image)
 
 
+def lock_file(ctx: Context) -> Path:
+    """The file whose lock a promotion or rollback of the stack holds (on this host)."""
+    return state_directory(ctx.stack, ctx.backend.target, ctx.backend.state_dir) / "promote.lock"
+
+
 def context(backend: Backend, registry: ModelRegistry, stack: Stack, stack_file: Path,
             options: StartOptions, progress: Progress, model_name: str) -> Context:
     """Find ``model_name`` in the stack; refuse what promotion cannot act on."""
@@ -134,7 +140,11 @@ def promote(ctx: Context, request: Promotion) -> PromotionReport:
     """Move ``request.alias`` to the requested version and roll what serves it."""
     started = time.monotonic()
     resumed, described = _resume(ctx, request.alias, ctx.registry.describe(ctx.registered))
-    if request.finish:
+    if request.resume:
+        current = described.aliases.get(request.alias)
+        report = PromotionReport(ctx.model.name, ctx.registered, request.alias, "unchanged",
+                                 str(current), None, changed=resumed is not None)
+    elif request.finish:
         report = _finish_canary(ctx, request, described)
     else:
         version = _requested_version(ctx, request, described)

@@ -111,6 +111,7 @@ class FakeBackend:
     unanswered: set[int] = field(default_factory=set)
     fail_roll_back: bool = False
     serving: dict[str, int] = field(default_factory=dict)  # stack model name -> version
+    state_dir: Path | None = None
     files: dict[str, str | None] = field(default_factory=dict)
 
     @property

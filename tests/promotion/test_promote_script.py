@@ -47,12 +47,29 @@ def describe(state, name):
     model = state["models"][name]
     versions = {{v: {{"version": v, "run_id": "run" + v, "metrics": m}}
                 for v, m in model["metrics"].items()}}
-    print(json.dumps({{"name": name, "aliases": model["aliases"], "tags": {{}},
+    print(json.dumps({{"name": name, "aliases": model["aliases"], "tags": model.get("tags", {{}}),
                       "versions": versions}}, indent=2))
     return 0
 
 
+def resume(state, stack, model, alias):
+    if state.get("promote_busy"):
+        print("error: another promotion of stack demo is in progress", file=sys.stderr)
+        return 75
+    entry = state["models"][registered_name(stack, model)]
+    entry.get("tags", {{}}).pop("swarmai.pending." + alias, None)
+    STATE.write_text(json.dumps(state))
+    print(json.dumps({{"model": model, "alias": alias, "action": "unchanged",
+                      "version": entry["aliases"][alias], "changed": True,
+                      "resumed": "finished", "seconds": 8.5}}))
+    return 0
+
+
 def promote(state, stack, model, alias, version):
+    if state.get("promote_busy"):
+        print("error: another promotion of stack demo is in progress (`swarmai promote`, "
+              "pid 7 on vm)", file=sys.stderr)
+        return 75
     release = state.get("promote_waits_for")
     if release:
         deadline = time.time() + 60
@@ -80,6 +97,8 @@ def main(argv):
     state = json.loads(STATE.read_text())
     if argv[:2] == ["models", "describe"]:
         return describe(state, argv[3])
+    if argv[0] == "promote" and "--resume" in argv:
+        return resume(state, argv[1], argv[2], argv[argv.index("--to") + 1])
     if argv[0] == "promote":
         return promote(state, argv[1], argv[2], argv[argv.index("--to") + 1],
                        argv[argv.index("--version") + 1])
@@ -179,7 +198,11 @@ def test_promotes_the_better_candidate_and_rejects_the_worse(box: Path) -> None:
         ["promote", stack, "iris", "--to", "production", "--version", "2", *common],
         ["models", "describe", stack, "churn-clf", *common],
     ]
-    iris, churn = audit(box)
+    started, iris, churn = audit(box)
+    # Written before swarmai promote ran: a run killed during it leaves this much.
+    assert (started["decision"], started["candidate"], started["changed"]) == (
+        "started", "2", None)
+    assert started["reason"] == iris["reason"] and started["run_id"] == iris["run_id"]
     assert iris["run_id"] == churn["run_id"] and len(iris["run_id"]) == 32
     assert iris["time"].endswith("Z") and iris["host"] and iris["dry_run"] is False
     assert iris["policy"] == str(box / "policy.yaml") and iris["stack"] == stack
@@ -223,7 +246,7 @@ def test_a_failed_promotion_exits_1_and_audits_swarmai_message(box: Path) -> Non
     set_registry(box, {"promote_fails": ["iris"]})
     done = run(box)
     assert done.returncode == 1
-    iris, churn = audit(box)
+    _, iris, churn = audit(box)
     message = "iris version 2 failed its health check; rolled back to the previous version"
     assert iris["decision"] == "failed" and iris["exit_code"] == 1
     assert iris["error"] == message  # from swarmai's error line on
@@ -305,7 +328,7 @@ def test_two_overlapping_runs_promote_once(box: Path) -> None:
     runs_audited = by_run(audit(box))
     assert len(runs_audited) == 2
     decisions = sorted([line["decision"] for line in lines] for lines in runs_audited.values())
-    assert decisions == [["locked", "locked"], ["promoted", "rejected"]]
+    assert decisions == [["locked", "locked"], ["started", "promoted", "rejected"]]
     locked = next(lines for lines in runs_audited.values() if lines[0]["decision"] == "locked")
     assert [line["model"] for line in locked] == ["iris", "churn"]
     assert "iris: promoted" in won_out
@@ -369,3 +392,34 @@ def test_a_linked_audit_log_or_lock_is_refused_and_its_target_untouched(
     assert "Traceback" not in done.stderr
     assert outside.read_text() == "keep me\n"
     assert promotions(box) == []
+
+
+def test_an_interrupted_promotion_is_settled_first_and_audited(box: Path) -> None:
+    """A pending record (a promotion killed midway) makes the run call promote --resume
+    for that rule instead of deciding it: 'up to date' would leave it unverified."""
+    pending = '{"from": "1", "previous": null, "to": "2"}'
+    set_registry(box, {"models": {**REGISTRY["models"], "iris": {
+        **REGISTRY["models"]["iris"], "aliases": {"production": "2", "staging": "2"},
+        "tags": {"swarmai.pending.production": pending}}}})
+    done = run(box)
+    assert done.returncode == 0, done.stderr
+    assert [c[:3] + c[3:5] for c in promotions(box)] == [
+        ["promote", str(box / "stack.yaml"), "iris", "--to", "production"]]
+    assert "--resume" in promotions(box)[0]
+    started, iris, churn = audit(box)
+    assert (started["decision"], iris["decision"], churn["decision"]) == (
+        "started", "resumed", "rejected")
+    assert iris["reason"] == ("an interrupted promotion was finished; @production serves "
+                              "version 2")
+    again = run(box)  # settled: the rule is decided as usual
+    assert again.returncode == 0 and "iris: up-to-date" in again.stdout
+
+
+def test_a_promotion_locked_by_another_promote_is_audited_locked(box: Path) -> None:
+    set_registry(box, {"promote_busy": True})
+    done = run(box)
+    assert done.returncode == 0, done.stderr
+    started, iris, _ = audit(box)
+    assert (started["decision"], iris["decision"], iris["exit_code"]) == (
+        "started", "locked", 75)
+    assert iris["reason"].startswith("another promotion of stack demo is in progress")

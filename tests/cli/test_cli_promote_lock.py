@@ -1,0 +1,37 @@
+"""``swarmai promote`` and ``rollback`` of one stack never overlap: the second exits 75
+naming the first, before it reads or changes anything."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from swarmai.cli import cli
+
+REPO = Path(__file__).resolve().parents[2]
+DEV = str(REPO / "stacks" / "dev.yaml")
+
+
+@pytest.mark.parametrize("command", [["promote", DEV, "iris", "--to", "production",
+                                      "--version", "2"], ["rollback", DEV, "iris"]])
+def test_a_second_promotion_of_a_stack_exits_75_naming_the_first(
+        tmp_path: Path, command: list[str]) -> None:
+    fd = os.open(tmp_path / "promote.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder = {"pid": 4242, "host": "mgr-1", "started": "2026-12-03T01:00:00Z",
+                  "command": "swarmai promote stacks/dev.yaml iris"}
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        result = CliRunner().invoke(cli, [*command, "-t", "compose", "--state-dir",
+                                          str(tmp_path)])
+    finally:
+        os.close(fd)
+    assert result.exit_code == 75, result.output
+    assert ("another promotion of stack dev is in progress (`swarmai promote stacks/dev.yaml "
+            "iris`, pid 4242 on mgr-1, started 2026-12-03T01:00:00Z") in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
