@@ -224,7 +224,7 @@ models:
     codes = [run.returncode for run in runs]
     assert codes == [0, 0], outputs
     lines = [json.loads(line) for line in audit.read_text().splitlines()]
-    assert sorted(line["decision"] for line in lines) == ["locked", "promoted"], lines
+    assert sorted(line["decision"] for line in lines) == ["locked", "promoted", "started"], lines
     assert len({line["run_id"] for line in lines}) == 2  # one line per model per run
     assert _aliases(deployed)["production"] == "4"
     assert _versions_of(20) == {"4": 20}
