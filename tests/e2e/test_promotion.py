@@ -9,12 +9,16 @@ never becomes healthy (its load needs more memory than the service may use,
 which the pre-flight cannot see): exit 1, Swarm rolled back, the alias is
 back at v2, 0 failed requests -> canary of v4 at 25%: over 400 requests its
 share is 25% +- 7% -> --finish: everything from v4 -> rollback: v2 again ->
-rm --volumes leaves the engine as found.
+a promotion killed (SIGKILL) right after its alias move is finished by the
+next cron run, one killed mid-roll by the next promote, 0 failed requests
+throughout -> rm --volumes leaves the engine as found.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -234,3 +238,83 @@ models:
                            capture_output=True, timeout=600, check=False)
     assert third.returncode == 0, third.stderr
     assert json.loads(audit.read_text().splitlines()[-1])["decision"] == "up-to-date"
+
+
+def _killed_promotion(deployed: dict[str, Any], version: str, after: str,
+                      delay_s: float) -> str:
+    """``promote --version VERSION`` killed (SIGKILL, its whole process group: a crash)
+    ``delay_s`` after it prints a line containing ``after``; what it had printed."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from swarmai.cli import main; main()", "promote",
+         str(deployed["stack"]), "scorer", "--offline", *deployed["state"], "--to",
+         "production", "--version", version], text=True, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, start_new_session=True)
+    assert process.stderr is not None
+    seen = []
+    try:
+        for line in process.stderr:
+            seen.append(line)
+            if after in line:
+                time.sleep(delay_s)
+                break
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    printed = "".join(seen)
+    assert after in printed, printed
+    return printed
+
+
+def _pending(deployed: dict[str, Any]) -> str | None:
+    described = swarmai("models", "describe", str(deployed["stack"]), "scorer", "--offline",
+                        "--output", "json")
+    assert described.returncode == 0, described.stderr
+    tags: dict[str, str] = json.loads(described.stdout)["tags"]
+    return tags.get("swarmai.pending.production")
+
+
+def test_a_promotion_killed_after_its_alias_moved_is_finished_by_the_next_cron_run(
+        deployed: dict[str, Any]) -> None:
+    # production is v4 (the cron test above). A promotion of v2 dies right after
+    # moving the alias: the servers still run v4, unverified v2 is what the alias says.
+    with Load(URL, PAYLOAD, clients=4) as load:
+        _killed_promotion(deployed, "2", after="scorer@production: version 4 -> 2", delay_s=0)
+        assert json.loads(_pending(deployed) or "{}") == {"from": "4", "to": "2",
+                                                          "previous": "2"}
+        script = Path(__file__).resolve().parents[2] / "scripts" / "promote_models.py"
+        cron = subprocess.run([sys.executable, str(script), str(deployed["root"] / "policy.yaml")],
+                              text=True, capture_output=True, timeout=900, check=False)
+        done = time.monotonic()
+        time.sleep(2)
+    assert cron.returncode == 0, cron.stdout + cron.stderr
+    audit = [json.loads(line) for line in
+             (deployed["root"] / "promotions.jsonl").read_text().splitlines()]
+    assert [line["decision"] for line in audit[-2:]] == ["started", "resumed"], audit[-2:]
+    assert audit[-1]["reason"] == ("an interrupted promotion was finished; @production serves "
+                                   "version 2")
+    summary = load.summary()
+    assert summary["failed"] == 0, summary
+    assert load.summary(since=done)["versions"] == {"2": load.summary(since=done)["requests"]}
+    assert _pending(deployed) is None
+
+
+def test_a_promotion_killed_mid_roll_is_finished_by_the_next_promote(
+        deployed: dict[str, Any]) -> None:
+    # production is v2; a promotion of v4 dies while Swarm rolls the servers.
+    with Load(URL, PAYLOAD, clients=4) as load:
+        printed = _killed_promotion(deployed, "4", after="deploying stack", delay_s=3)
+        assert "scorer@production: version 2 -> 4" in printed
+        assert _aliases(deployed)["production"] == "4" and _pending(deployed) is not None
+        resumed = _promote(deployed, "--to", "production", "--version", "4")
+        done = time.monotonic()
+        time.sleep(2)
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert (report["resumed"], report["action"], report["version"]) == (
+        "finished", "unchanged", "4"), report
+    assert "an interrupted promotion of scorer@production (version 2 -> 4)" in resumed.stderr
+    summary = load.summary()
+    assert summary["failed"] == 0, summary
+    assert load.summary(since=done)["versions"] == {"4": load.summary(since=done)["requests"]}
+    assert _pending(deployed) is None
