@@ -24,10 +24,11 @@ from swarmai.engine import Engine
 from swarmai.errors import UsageError
 from swarmai.lifecycle.backend import backend_for
 from swarmai.lifecycle.steps import StartOptions, registry_target
+from swarmai.promotion import guard
 from swarmai.promotion import promote as promotion
 from swarmai.promotion.locking import held, this_process
 from swarmai.registry_client import RegistryClient
-from swarmai.spec import Target, load_stack
+from swarmai.spec import Stack, Target, load_stack
 
 
 def _lifecycle_options(function: Callable[..., None]) -> Callable[..., None]:
@@ -104,8 +105,10 @@ def promote(stack_file: Path, model: str, to_alias: str, version: str | None,
     request = promotion.Promotion(model, to_alias, version, from_alias, canary, finish, resume)
 
     def action() -> promotion.PromotionReport:
-        ctx = _context(stack_file, model, target, offline, state_dir, timeout_s, gateway_host)
-        with _exclusively(ctx, "promote"):
+        stack = load_stack(stack_file, target)
+        with _exclusively(stack, target, state_dir, f"swarmai promote {stack_file} {model}"):
+            ctx = _context(stack, stack_file, model, target, offline, state_dir, timeout_s,
+                           gateway_host)
             return promotion.promote(ctx, request)
 
     _print(run_action(action), output_format)
@@ -131,35 +134,44 @@ def rollback(stack_file: Path, model: str, alias: str | None, target: Target, of
       swarmai rollback stacks/dev.yaml iris -t compose --offline
     """
     def action() -> promotion.PromotionReport:
-        ctx = _context(stack_file, model, target, offline, state_dir, timeout_s, gateway_host)
-        wanted = alias or ctx.served_alias
-        if wanted is None:
-            raise UsageError(f"{stack_file}: model {model} serves {ctx.model.model}, a fixed "
-                             "version: there is no alias to roll back (use --alias)")
-        with _exclusively(ctx, "rollback"):
+        stack = load_stack(stack_file, target)
+        with _exclusively(stack, target, state_dir, f"swarmai rollback {stack_file} {model}"):
+            ctx = _context(stack, stack_file, model, target, offline, state_dir, timeout_s,
+                           gateway_host)
+            wanted = alias or ctx.served_alias
+            if wanted is None:
+                raise UsageError(f"{stack_file}: model {model} serves {ctx.model.model}, a "
+                                 "fixed version: there is no alias to roll back (use --alias)")
             return promotion.rollback(ctx, wanted)
 
     _print(run_action(action), output_format)
 
 
 @contextmanager
-def _exclusively(ctx: promotion.Context, command: str) -> Iterator[None]:
+def _exclusively(stack: Stack, target: Target, state_dir: Path | None,
+                 command: str) -> Iterator[None]:
     """One promotion or rollback of a stack at a time on this host, whoever starts it
-    (a person, cron); SIGTERM puts the old version back as Ctrl-C does."""
-    me = this_process(command=f"swarmai {command} {ctx.stack_file} {ctx.model.name}")
-    with held(promotion.lock_file(ctx), me, what=f"promotion of stack {ctx.stack.name}"), \
-            sigterm_as_ctrl_c():
+    (a person, cron), from before it reads anything; SIGTERM puts the old version back
+    as Ctrl-C does."""
+    with held(promotion.lock_file(stack, target, state_dir), this_process(command=command),
+              what=f"promotion of stack {stack.name}"), sigterm_as_ctrl_c():
         yield
 
 
-def _context(stack_file: Path, model: str, target: Target, offline: bool,
+def _context(stack: Stack, stack_file: Path, model: str, target: Target, offline: bool,
              state_dir: Path | None, timeout_s: int, gateway_host: str) -> promotion.Context:
-    stack = load_stack(stack_file, target)
-    options = StartOptions(offline=offline, timeout_s=timeout_s, gateway_host=gateway_host)
+    """The promotion's context, with --offline as the running stack was deployed; refused
+    (exit 2) when a deploy now would change more than ``model`` (promotion/guard.py)."""
     engine = Engine.from_env()
+    backend = backend_for(target, engine, state_dir=state_dir)
+    live = backend.live(stack)
+    offline = guard.offline_for(stack, target, live, offline, progress)
+    options = StartOptions(offline=offline, timeout_s=timeout_s, gateway_host=gateway_host)
     registry = RegistryClient(engine, registry_target(stack, offline=offline))
-    return promotion.context(backend_for(target, engine, state_dir=state_dir), registry, stack,
-                             stack_file, options, progress, model)
+    ctx = promotion.context(backend, registry, stack, stack_file, options, progress, model)
+    guard.check_only_the_model(engine, stack, target, live, ctx.model, stack_file,
+                               offline=offline)
+    return ctx
 
 
 def _print(report: promotion.PromotionReport, output_format: str) -> None:

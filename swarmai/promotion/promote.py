@@ -41,7 +41,7 @@ from swarmai.registry_client import ModelDescription, ModelRegistry
 from swarmai.render import naming
 from swarmai.render.bundle import dump_yaml
 from swarmai.render.gateway import canary_config, canary_file
-from swarmai.spec import Model, Stack
+from swarmai.spec import Model, Stack, Target
 
 Progress = Callable[[str], None]
 Action = Literal["promoted", "unchanged", "canary", "finished", "rolled-back", "canary-removed"]
@@ -112,9 +112,9 @@ class Context:
         self.registry.preflight(self.registered, version, self.model.runtime, image=image)
 
 
-def lock_file(ctx: Context) -> Path:
+def lock_file(stack: Stack, target: Target, state_dir: Path | None) -> Path:
     """The file whose lock a promotion or rollback of the stack holds (on this host)."""
-    return state_directory(ctx.stack, ctx.backend.target, ctx.backend.state_dir) / "promote.lock"
+    return state_directory(stack, target, state_dir) / "promote.lock"
 
 
 def context(backend: Backend, registry: ModelRegistry, stack: Stack, stack_file: Path,

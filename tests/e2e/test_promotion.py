@@ -11,7 +11,9 @@ back at v2, 0 failed requests -> canary of v4 at 25%: over 400 requests its
 share is 25% +- 7% -> --finish: everything from v4 -> rollback: v2 again ->
 a promotion killed (SIGKILL) right after its alias move is finished by the
 next cron run, one killed mid-roll by the next promote, 0 failed requests
-throughout -> rm --volumes leaves the engine as found.
+throughout -> promote without --offline keeps the offline images and every
+other service's tasks -> after an unrelated edit it refuses, naming it (exit 2)
+-> rm --volumes leaves the engine as found.
 """
 
 from __future__ import annotations
@@ -318,3 +320,42 @@ def test_a_promotion_killed_mid_roll_is_finished_by_the_next_promote(
     assert summary["failed"] == 0, summary
     assert load.summary(since=done)["versions"] == {"4": load.summary(since=done)["requests"]}
     assert _pending(deployed) is None
+
+
+def _tasks(*services: str) -> dict[str, list[tuple[str, str]]]:
+    """Each service's running tasks: (task ID, image)."""
+    found = {}
+    for service in services:
+        listed = subprocess.run(
+            ["docker", "service", "ps", f"{NAME}_{service}", "--filter", "desired-state=running",
+             "--format", "{{.ID}} {{.Image}}"], capture_output=True, text=True, check=True)
+        found[service] = sorted(tuple(line.split(" ", 1)) for line in listed.stdout.splitlines())
+    return found
+
+
+def test_a_promotion_without_offline_keeps_the_deployed_images_and_touches_only_its_model(
+        deployed: dict[str, Any]) -> None:
+    # Deployed with --offline; the flag forgotten, as cron or a person would.
+    before = _tasks("mlflow", "s3", "gateway")
+    promoted = swarmai("promote", str(deployed["stack"]), "scorer", *deployed["state"],
+                       "--output", "json", "--to", "production", "--version", "2")
+    assert promoted.returncode == 0, promoted.stderr
+    assert "runs the offline images: promoting with them" in promoted.stderr
+    assert _tasks("mlflow", "s3", "gateway") == before
+    assert _versions_of(20) == {"2": 20}
+
+
+def test_a_promotion_after_an_unrelated_edit_refuses_and_names_it(
+        deployed: dict[str, Any]) -> None:
+    stack: Path = deployed["stack"]
+    text = stack.read_text()
+    stack.write_text(text.replace(f"port: {PORT}", f"port: {PORT + 1}"))
+    try:
+        refused = _promote(deployed, "--to", "production", "--version", "4")
+    finally:
+        stack.write_text(text)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "the stack differs from what runs beyond model scorer" in refused.stderr
+    assert "~ service gateway" in refused.stderr and str(PORT + 1) in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert _aliases(deployed)["production"] == "2"
