@@ -64,5 +64,14 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   echo "postgres entrypoint: created cluster in $PGDATA (user $user, database $db)"
 fi
 
+# A cluster of another major version cannot be started by this server, and
+# pg_upgrade needs both versions' binaries: say what to do instead of failing later.
+found=$(cat "$PGDATA/PG_VERSION")
+if [ "$found" != "$POSTGRES_MAJOR" ]; then
+  die "$PGDATA holds a PostgreSQL $found cluster and this image runs PostgreSQL $POSTGRES_MAJOR; \
+deploy with the images it was made with (the same images: and --offline as then), or dump it \
+with that version's pg_dump and load the dump into an empty volume with this one"
+fi
+
 unset POSTGRES_PASSWORD POSTGRES_PASSWORD_FILE
 exec "$@"
