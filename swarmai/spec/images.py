@@ -4,8 +4,9 @@ Tags are pinned so a redeploy never rolls a service because a mutable tag moved
 upstream.  The stateful ones match what ``--offline`` builds (the same Postgres
 major, the same MLflow release): switching between the two must never put
 another Postgres major, or another MLflow schema, over a registry's data
-(tests/spec/test_images_agree.py keeps it so).  Air-gapped sites point any key at their own registry in the stack's
-``images:`` map; ``swarmai images build --offline`` builds local equivalents.
+(tests/spec/test_images_agree.py keeps it so).  Air-gapped sites point any key
+at their own registry in the stack's ``images:`` map; ``swarmai images build
+--offline`` builds local equivalents.
 """
 
 from __future__ import annotations
