@@ -61,6 +61,7 @@ class CheckResult:
     version: int | None = None
     error: str | None = None
     canary: int | None = None  # the version a canary of this alias serves, if one runs
+    pending: modeluri.Pending | None = None  # a promotion of this alias that never finished
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,7 @@ def _check_result(raw: Mapping[str, Any]) -> CheckResult:
         version=_version(raw["version"]) if found else None,
         error=None if raw.get("error") is None else str(raw["error"]),
         canary=_optional_version(raw.get("canary")),
+        pending=modeluri.decode_pending(raw.get("pending")),
     )
 
 

@@ -13,6 +13,9 @@ from typing import TypeVar
 import click
 
 from swarmai.errors import SwarmaiError
+from swarmai.promotion.locking import held, this_process
+from swarmai.promotion.promote import lock_file
+from swarmai.spec import Stack, Target
 
 _T = TypeVar("_T")
 Decorator = Callable[[Callable[..., None]], Callable[..., None]]
@@ -28,6 +31,16 @@ def run_action(action: Callable[[], _T]) -> _T:
     except SwarmaiError as error:
         click.echo(f"error: {error}" if error.exit_code == 1 else str(error), err=True)
         sys.exit(error.exit_code)
+
+
+@contextmanager
+def stack_lock(stack: Stack, target: Target, state_dir: Path | None, command: str,
+               what: str) -> Iterator[None]:
+    """One deploy, up, promotion or rollback of a stack at a time on this host: the second
+    exits 75 naming the first, before it reads or changes anything."""
+    with held(lock_file(stack, target, state_dir), this_process(command=command),
+              what=f"{what} of stack {stack.name}"):
+        yield
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from swarmai.cli.common import (
     output_option,
     run_action,
     stack_file_argument,
+    stack_lock,
     state_dir_option,
     timeline,
     timeout_option,
@@ -52,11 +53,13 @@ def deploy(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: i
          values (existing ones are never overwritten)
       2. bring the registry (MLflow, its database, the S3 store) up to date
       3. check every model URI in MLflow; name the missing ones with the
-         `swarmai models push` command to run, and exit 1
+         `swarmai models push` command to run, and exit 1; undo a promotion
+         that died half-way (the alias back where it was; said so)
       4. stack deploy --prune; wait for every service to be healthy
       5. call every model's route through Traefik; prune unused configs
     Exits 2 on an invalid stack, 1 on a failed deploy (naming the service,
-    its task errors and its last log lines).
+    its task errors and its last log lines), 75 while a promotion or another
+    deploy of the stack runs on this host.
 
     \b
     Examples:
@@ -69,9 +72,11 @@ def deploy(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: i
         if show_plan:
             print_plan(stack, "swarm", offline=offline, state_dir=state_dir, ipvs=ipvs)
         options = StartOptions(offline=offline, ipvs=ipvs, timeout_s=timeout_s,
-                               gateway_host=gateway_host)
+                               gateway_host=gateway_host, undo_interrupted=True)
         backend = backend_for("swarm", Engine.from_env(), state_dir=state_dir)
-        return backend.start(stack, stack_file, options, timeline(verbose))
+        with stack_lock(stack, "swarm", state_dir, f"swarmai deploy {stack_file}",
+                        "deploy or promotion"):
+            return backend.start(stack, stack_file, options, timeline(verbose))
 
     report = run_action(action)
     _print_served(report.prepared.stack, report.routes, report.revealed, gateway_host)
@@ -127,8 +132,9 @@ def up(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: int,
     """Start FILE on this host with Docker Compose, and wait until it serves.
 
     The same steps as deploy: registry first, models checked in MLflow (the
-    missing ones named with the push command to run), then the model servers,
-    then every route called through the gateway. Secrets are files in the
+    missing ones named with the push command to run; a promotion that died
+    half-way undone), then the model servers, then every route called
+    through the gateway; exit 75 while a promotion of the stack runs. Secrets are files in the
     state directory, created with random values when missing.
 
     \b
@@ -140,8 +146,10 @@ def up(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: int,
         if show_plan:
             print_plan(stack, "compose", offline=offline, state_dir=state_dir)
         backend = backend_for("compose", Engine.from_env(), state_dir=state_dir)
-        return backend.start(stack, stack_file, StartOptions(offline=offline, timeout_s=timeout_s),
-                             timeline(verbose))
+        options = StartOptions(offline=offline, timeout_s=timeout_s, undo_interrupted=True)
+        with stack_lock(stack, "compose", state_dir, f"swarmai up {stack_file}",
+                        "deploy or promotion"):
+            return backend.start(stack, stack_file, options, timeline(verbose))
 
     report = run_action(action)
     _print_served(report.prepared.stack, report.routes, report.revealed, "127.0.0.1")

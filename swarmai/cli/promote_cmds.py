@@ -17,6 +17,7 @@ from swarmai.cli.common import (
     run_action,
     sigterm_as_ctrl_c,
     stack_file_argument,
+    stack_lock,
     state_dir_option,
     timeout_option,
 )
@@ -26,7 +27,6 @@ from swarmai.lifecycle.backend import backend_for
 from swarmai.lifecycle.steps import StartOptions, registry_target
 from swarmai.promotion import guard
 from swarmai.promotion import promote as promotion
-from swarmai.promotion.locking import held, this_process
 from swarmai.registry_client import RegistryClient
 from swarmai.spec import Stack, Target, load_stack
 
@@ -153,8 +153,7 @@ def _exclusively(stack: Stack, target: Target, state_dir: Path | None,
     """One promotion or rollback of a stack at a time on this host, whoever starts it
     (a person, cron), from before it reads anything; SIGTERM puts the old version back
     as Ctrl-C does."""
-    with held(promotion.lock_file(stack, target, state_dir), this_process(command=command),
-              what=f"promotion of stack {stack.name}"), sigterm_as_ctrl_c():
+    with stack_lock(stack, target, state_dir, command, "promotion"), sigterm_as_ctrl_c():
         yield
 
 

@@ -9,7 +9,8 @@
     5. secrets                 missing ones created with random values, never overwritten
     6. registry first          Swarm: the data node labelled once; then MLflow, its
                                database and the S3 store, up to date
-    7. check models            every model URI resolves in MLflow, else: the push to run
+    7. check models            every model URI resolves in MLflow, else: the push to run;
+                               deploy / up undo a promotion that died half-way
     8. model images            each FastAPI version's recorded requirements the server
                                image lacks: a layer built once per set (and pushed)
     9. pin                     re-rendered with the versions the aliases resolved to
@@ -38,6 +39,7 @@ from swarmai import modeluri
 from swarmai.engine import Engine
 from swarmai.errors import OperationError
 from swarmai.images.publish import in_registry, publish
+from swarmai.lifecycle import interrupted
 from swarmai.lifecycle.ipvs import resolve_ipvs
 from swarmai.lifecycle.model_images import with_model_images
 from swarmai.lifecycle.routes import RouteCheck, check_routes
@@ -65,6 +67,9 @@ class StartOptions:
     ipvs: bool | None = None
     timeout_s: float = 600.0
     gateway_host: str = "127.0.0.1"
+    # deploy / up as a person runs them: undo promotions that died half-way
+    # (lifecycle/interrupted.py); a promotion's own roll keeps its record.
+    undo_interrupted: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,8 @@ def start(steps: StartSteps, engine: Engine, stack: Stack, stack_file: Path,
     wanted = registry_services(prepared)
     progress(f"starting the registry of {stack.name}: {', '.join(wanted)}")
     steps.start_registry(prepared, wanted, started, options, progress)
-    serving = require_models(engine, prepared, stack_file, steps.push_flags(options.offline))
+    serving = require_models(engine, prepared, stack_file, steps.push_flags(options.offline),
+                             progress if options.undo_interrupted else None)
     registry = RegistryClient(engine, RegistryTarget(stack.name, prepared.models_network,
                                                      prepared.server_image))
     serving = with_model_images(engine, stack, registry, serving, progress)
@@ -305,18 +311,23 @@ def registry_target(stack: Stack, *, offline: bool) -> RegistryTarget:
     return RegistryTarget(stack.name, f"{stack.name}_{MODELS_NET}", image)
 
 
-def require_models(engine: Engine, prepared: Prepared, stack_file: Path,
-                   push_flags: str) -> Serving:
+def require_models(engine: Engine, prepared: Prepared, stack_file: Path, push_flags: str,
+                   undo_interrupted: Progress | None = None) -> Serving:
     """What each model's URI resolves to now; raise, naming each missing model and the
-    push that fixes it, unless all resolve."""
+    push that fixes it, unless all resolve.  With ``undo_interrupted``, unfinished
+    promotions are undone first, and said so there."""
     target = RegistryTarget(prepared.stack.name, prepared.models_network, prepared.server_image)
     uris = registry_uris(prepared.stack)
     if not uris:  # apps that load no registry model: nothing to ask MLflow
         return Serving()
-    results = RegistryClient(engine, target).check(uris)
+    registry = RegistryClient(engine, target)
+    results = registry.check(uris)
     missing = missing_models_message(prepared.stack, results, stack_file, push_flags)
     if missing:
         raise OperationError(missing)
+    if undo_interrupted is not None:
+        results = interrupted.undo_interrupted(registry, prepared.stack, stack_file, results,
+                                               undo_interrupted)
     return serving_from(prepared.stack, results)
 
 

@@ -35,3 +35,22 @@ def test_a_second_promotion_of_a_stack_exits_75_naming_the_first(
     assert ("another promotion of stack dev is in progress (`swarmai promote stacks/dev.yaml "
             "iris`, pid 4242 on mgr-1, started 2026-12-03T01:00:00Z") in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("command", [["deploy", DEV], ["up", DEV]])
+def test_deploy_and_up_wait_for_no_promotion_of_the_stack(tmp_path: Path,
+                                                          command: list[str]) -> None:
+    # A deploy would undo the running promotion's pending record, or roll under it.
+    fd = os.open(tmp_path / "promote.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder = {"pid": 4242, "host": "mgr-1", "started": "2026-12-03T01:00:00Z",
+                  "command": "swarmai promote stacks/dev.yaml iris"}
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        result = CliRunner().invoke(cli, [*command, "--state-dir", str(tmp_path)])
+    finally:
+        os.close(fd)
+    assert result.exit_code == 75, result.output
+    assert ("another deploy or promotion of stack dev is in progress (`swarmai promote "
+            "stacks/dev.yaml iris`, pid 4242 on mgr-1") in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["promote.lock"]

@@ -10,10 +10,11 @@ which the pre-flight cannot see): exit 1, Swarm rolled back, the alias is
 back at v2, 0 failed requests -> canary of v4 at 25%: over 400 requests its
 share is 25% +- 7% -> --finish: everything from v4 -> rollback: v2 again ->
 a promotion killed (SIGKILL) right after its alias move is finished by the
-next cron run, one killed mid-roll by the next promote, 0 failed requests
-throughout -> promote without --offline keeps the offline images and every
-other service's tasks -> after an unrelated edit it refuses, naming it (exit 2)
--> rm --volumes leaves the engine as found.
+next cron run, one killed mid-roll by the next promote, one killed after its
+alias move undone by the next deploy, 0 failed requests throughout -> promote
+without --offline keeps the offline images and every other service's tasks ->
+after an unrelated edit it refuses, naming it (exit 2) -> rm --volumes leaves
+the engine as found.
 """
 
 from __future__ import annotations
@@ -320,6 +321,25 @@ def test_a_promotion_killed_mid_roll_is_finished_by_the_next_promote(
     assert summary["failed"] == 0, summary
     assert load.summary(since=done)["versions"] == {"4": load.summary(since=done)["requests"]}
     assert _pending(deployed) is None
+
+
+def test_a_promotion_killed_after_its_alias_moved_is_undone_by_the_next_deploy(
+        deployed: dict[str, Any]) -> None:
+    # production is v4; a promotion of v2 dies right after moving the alias. A deploy
+    # cannot verify v2, so it puts v4 back instead of rolling the servers to v2.
+    with Load(URL, PAYLOAD, clients=4) as load:
+        _killed_promotion(deployed, "2", after="scorer@production: version 4 -> 2", delay_s=0)
+        assert _aliases(deployed)["production"] == "2" and _pending(deployed) is not None
+        redeployed = swarmai("deploy", str(deployed["stack"]), "--offline", *deployed["state"])
+        done = time.monotonic()
+        time.sleep(2)
+    assert redeployed.returncode == 0, redeployed.stderr
+    assert ("an interrupted promotion of scorer@production (version 4 -> 2) was undone: "
+            "@production is back at version 4") in redeployed.stdout + redeployed.stderr
+    assert _aliases(deployed)["production"] == "4" and _pending(deployed) is None
+    summary = load.summary()
+    assert summary["failed"] == 0, summary
+    assert load.summary(since=done)["versions"] == {"4": load.summary(since=done)["requests"]}
 
 
 def _tasks(*services: str) -> dict[str, list[tuple[str, str]]]:

@@ -41,6 +41,7 @@ class CheckResult:
     version: str | None = None
     error: str | None = None
     canary: str | None = None  # the version a canary of this alias serves, if one runs
+    pending: str | None = None  # the alias's swarmai.pending tag: a promotion not finished
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,18 +56,21 @@ def check(client: Any, uris: list[str]) -> list[CheckResult]:
         except RegistryError as error:
             results.append(CheckResult(uri, found=False, error=str(error)))
         else:
+            canary, pending = _alias_records(client, uri)
             results.append(CheckResult(uri, found=True, version=info.version,
-                                       canary=_canary_version(client, uri)))
+                                       canary=canary, pending=pending))
     return results
 
 
-def _canary_version(client: Any, uri: str) -> str | None:
-    """The canary version swarmai recorded for the alias of ``uri`` (modeluri.canary_tag)."""
+def _alias_records(client: Any, uri: str) -> tuple[str | None, str | None]:
+    """What swarmai recorded for the alias of ``uri``: the canary's version
+    (modeluri.canary_tag) and an unfinished promotion (modeluri.pending_tag)."""
     parsed = parse_uri(uri)
     if parsed.alias is None:
-        return None
+        return None, None
     tags = getattr(client.get_registered_model(parsed.name), "tags", None) or {}
-    return modeluri.canary_version(tags.get(modeluri.canary_tag(parsed.alias)))
+    return (modeluri.canary_version(tags.get(modeluri.canary_tag(parsed.alias))),
+            tags.get(modeluri.pending_tag(parsed.alias)) or None)
 
 
 def push(client: Any, name: str, path: Path, alias: str | None,
