@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -29,7 +30,7 @@ def run_action(action: Callable[[], _T]) -> _T:
     try:
         return action()
     except SwarmaiError as error:
-        click.echo(f"error: {error}" if error.exit_code == 1 else str(error), err=True)
+        say(f"error: {error}" if error.exit_code == 1 else str(error), err=True)
         sys.exit(error.exit_code)
 
 
@@ -58,7 +59,19 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
 
 
 def progress(line: str) -> None:
-    click.echo(line, err=True)
+    say(line, err=True)
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """``click.echo``, except that a reader gone away (the cron run that started this
+    promotion was killed) does not stop the operation half-way: the lines go nowhere."""
+    try:
+        click.echo(text, err=err)
+    except BrokenPipeError:
+        # The descriptor, not just sys.stderr: buffered text is flushed there at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2 if err else 1)
+        os.close(devnull)
 
 
 def timeline(verbose: bool) -> Callable[[str], None]:
@@ -69,7 +82,7 @@ def timeline(verbose: bool) -> Callable[[str], None]:
     began = time.monotonic()
 
     def timed(line: str) -> None:
-        click.echo(f"[{time.monotonic() - began:6.1f}s] {line}", err=True)
+        say(f"[{time.monotonic() - began:6.1f}s] {line}", err=True)
     return timed
 
 

@@ -15,6 +15,7 @@ from swarmai.cli.common import (
     output_option,
     progress,
     run_action,
+    say,
     sigterm_as_ctrl_c,
     stack_file_argument,
     stack_lock,
@@ -175,7 +176,7 @@ def _context(stack: Stack, stack_file: Path, model: str, target: Target, offline
 
 def _print(report: promotion.PromotionReport, output_format: str) -> None:
     if output_format == "json":
-        click.echo(json.dumps(report.as_dict()))
+        say(json.dumps(report.as_dict()))
         return
     what = {
         "promoted": f"now serves version {report.version} (was {report.previous})",
@@ -187,4 +188,4 @@ def _print(report: promotion.PromotionReport, output_format: str) -> None:
         "canary-removed": f"canary of version {report.previous} removed; version "
                           f"{report.version} serves everything",
     }[report.action]
-    click.echo(f"{report.model} @{report.alias}: {what} ({report.seconds:.0f} s)")
+    say(f"{report.model} @{report.alias}: {what} ({report.seconds:.0f} s)")

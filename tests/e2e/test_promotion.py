@@ -13,8 +13,9 @@ a promotion killed (SIGKILL) right after its alias move is finished by the
 next cron run, one killed mid-roll by the next promote, one killed after its
 alias move undone by the next deploy, 0 failed requests throughout -> promote
 without --offline keeps the offline images and every other service's tasks ->
-after an unrelated edit it refuses, naming it (exit 2) -> rm --volumes leaves
-the engine as found.
+after an unrelated edit it refuses, naming it (exit 2) -> a cron run killed
+(kill -9) mid-promotion: the next run audits `locked`, the orphaned promote
+finishes, 0 failed requests -> rm --volumes leaves the engine as found.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lifecycle import engine_snapshot, swarmai
+from lifecycle import engine_snapshot, swarmai, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from loadgen import Load, send, summarize
@@ -379,3 +380,51 @@ def test_a_promotion_after_an_unrelated_edit_refuses_and_names_it(
     assert "~ service gateway" in refused.stderr and str(PORT + 1) in refused.stderr
     assert "Traceback" not in refused.stderr
     assert _aliases(deployed)["production"] == "2"
+
+
+def _lock_holder(deployed: dict[str, Any]) -> int | None:
+    """The pid the stack's promote.lock names (its holder writes itself there)."""
+    try:
+        text = (Path(deployed["state"][1]) / "promote.lock").read_text()
+        return int(json.loads(text)["pid"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _children(pid: int) -> set[int]:
+    return {int(child) for child in
+            Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def test_a_cron_run_killed_mid_promotion_leaves_one_promotion_that_finishes(
+        deployed: dict[str, Any]) -> None:
+    # production is v2, @challenger v4 is better: a cron run starts promoting it and is
+    # killed (kill -9 of the script alone, as an OOM kill): its `swarmai promote` goes
+    # on without a reader, holding the stack's lock; the next run waits for nothing.
+    root: Path = deployed["root"]
+    script = Path(__file__).resolve().parents[2] / "scripts" / "promote_models.py"
+    with Load(URL, PAYLOAD, clients=4) as load:
+        run = subprocess.Popen([sys.executable, str(script), str(root / "policy.yaml")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        orphan = wait_until(lambda: _lock_holder(deployed) in _children(run.pid) and
+                            _lock_holder(deployed), 120, "the cron run's promote holds the lock")
+        run.kill()
+        run.communicate(timeout=30)
+        second = subprocess.run([sys.executable, str(script), str(root / "policy.yaml")],
+                                text=True, capture_output=True, timeout=600, check=False)
+        assert second.returncode == 0, second.stdout + second.stderr
+        last = json.loads((root / "promotions.jsonl").read_text().splitlines()[-1])
+        assert last["decision"] == "locked", last
+        assert Path(f"/proc/{orphan}").exists()  # the killed run's promotion still runs
+        wait_until(lambda: not Path(f"/proc/{orphan}").exists(), 600, "the orphan ends")
+        done = time.monotonic()
+        time.sleep(2)
+    assert _aliases(deployed)["production"] == "4" and _pending(deployed) is None
+    summary = load.summary()
+    assert summary["failed"] == 0, summary
+    assert load.summary(since=done)["versions"] == {"4": load.summary(since=done)["requests"]}
+    third = subprocess.run([sys.executable, str(script), str(root / "policy.yaml")],
+                           text=True, capture_output=True, timeout=600, check=False)
+    assert third.returncode == 0, third.stdout + third.stderr
+    last = json.loads((root / "promotions.jsonl").read_text().splitlines()[-1])
+    assert last["decision"] == "up-to-date", last
