@@ -7,6 +7,13 @@
 # Before MLflow starts, it waits for its database and S3 store, and creates the
 # artifact bucket when missing, so the first deploy needs no separate bootstrap
 # step, services may start in any order, and a re-run changes nothing.
+#
+# Then it brings the database's schema to this MLflow release (`mlflow db
+# upgrade`: creates it in an empty database, a no-op when it is current), so
+# another release starts on its own schema instead of refusing an out-of-date
+# one.  There is no way back from a migration but a backup: the host-side
+# guard (swarmai/lifecycle/upgrades.py) refuses to deploy another release over
+# a running registry until --upgrade-registry says a backup was taken.
 set -eu
 
 export AWS_SHARED_CREDENTIALS_FILE="/run/secrets/${SWARMAI_S3_SECRET}"
@@ -22,6 +29,9 @@ fi
 python3 - <<'PY'
 # swarmai-include: bucket_bootstrap.py
 PY
+
+# The URI names no password (libpq reads it from $PGPASSFILE).
+mlflow db upgrade "${SWARMAI_BACKEND_STORE_URI}"
 
 exec mlflow server \
   --host 0.0.0.0 --port "${SWARMAI_MLFLOW_PORT}" \

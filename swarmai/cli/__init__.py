@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "images": "registry_cmds:images",
     "promote": "promote_cmds:promote",
     "rollback": "promote_cmds:rollback",
+    "upgrade-check": "upgrade_cmds:upgrade_check_command",
 }
 
 

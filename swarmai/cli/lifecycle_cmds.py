@@ -22,6 +22,7 @@ from swarmai.cli.common import (
 )
 from swarmai.cli.plan_cmds import plan_option
 from swarmai.cli.plan_cmds import show_plan as print_plan
+from swarmai.cli.upgrade_cmds import upgrade_registry_option
 from swarmai.engine import Engine
 from swarmai.images import image_tags
 from swarmai.lifecycle.backend import backend_for
@@ -42,13 +43,18 @@ from swarmai.spec import Stack, Target, load_stack
               help="Override network.ipvs [default: the spec; auto probes this manager].")
 @click.option("--gateway-host", default="127.0.0.1", show_default=True,
               help="Host the gateway answers on, for the final route check.")
+@upgrade_registry_option()
 @verbose_option()
 def deploy(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: int,
-           show_plan: bool, ipvs: bool | None, gateway_host: str, verbose: bool) -> None:
+           show_plan: bool, ipvs: bool | None, gateway_host: str, upgrade_registry: bool,
+           verbose: bool) -> None:
     """Deploy FILE to the Swarm this engine manages, and wait until it serves.
 
     \b
     Steps (each safe to re-run; an unchanged stack restarts nothing):
+      0. refuse (exit 2, nothing changed) registry images that cannot open
+         its data: another Postgres major; another MLflow release (a schema
+         migration) unless --upgrade-registry (see `swarmai upgrade-check`)
       1. render into the state directory; create missing secrets with random
          values (existing ones are never overwritten)
       2. bring the registry (MLflow, its database, the S3 store) up to date
@@ -72,7 +78,8 @@ def deploy(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: i
         if show_plan:
             print_plan(stack, "swarm", offline=offline, state_dir=state_dir, ipvs=ipvs)
         options = StartOptions(offline=offline, ipvs=ipvs, timeout_s=timeout_s,
-                               gateway_host=gateway_host, undo_interrupted=True)
+                               gateway_host=gateway_host, undo_interrupted=True,
+                               upgrade_registry=upgrade_registry)
         backend = backend_for("swarm", Engine.from_env(), state_dir=state_dir)
         with stack_lock(stack, "swarm", state_dir, f"swarmai deploy {stack_file}",
                         "deploy or promotion"):
@@ -126,16 +133,19 @@ def rm(stack_file: Path, volumes: bool, verbose: bool) -> None:
 @state_dir_option()
 @timeout_option(600)
 @plan_option()
+@upgrade_registry_option()
 @verbose_option()
 def up(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: int,
-       show_plan: bool, verbose: bool) -> None:
+       show_plan: bool, upgrade_registry: bool, verbose: bool) -> None:
     """Start FILE on this host with Docker Compose, and wait until it serves.
 
     The same steps as deploy: registry first, models checked in MLflow (the
     missing ones named with the push command to run; a promotion that died
     half-way undone), then the model servers, then every route called
-    through the gateway; exit 75 while a promotion of the stack runs. Secrets are files in the
-    state directory, created with random values when missing.
+    through the gateway; exit 75 while a promotion of the stack runs.
+    Secrets are files in the state directory, created with random values
+    when missing. Registry images that cannot open its data are refused
+    first, as deploy does.
 
     \b
     Examples:
@@ -146,7 +156,8 @@ def up(stack_file: Path, offline: bool, state_dir: Path | None, timeout_s: int,
         if show_plan:
             print_plan(stack, "compose", offline=offline, state_dir=state_dir)
         backend = backend_for("compose", Engine.from_env(), state_dir=state_dir)
-        options = StartOptions(offline=offline, timeout_s=timeout_s, undo_interrupted=True)
+        options = StartOptions(offline=offline, timeout_s=timeout_s, undo_interrupted=True,
+                               upgrade_registry=upgrade_registry)
         with stack_lock(stack, "compose", state_dir, f"swarmai up {stack_file}",
                         "deploy or promotion"):
             return backend.start(stack, stack_file, options, timeline(verbose))

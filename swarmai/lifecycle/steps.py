@@ -1,7 +1,9 @@
 """The steps deploy (Swarm) and up (Compose) share, in the order :func:`start` runs them.
 
     1. check the engine        it can run the stack (Swarm: this node is a manager, the
-                               GPUs the stack pins exist and nobody else holds them)
+                               GPUs the stack pins exist and nobody else holds them);
+                               the registry's new images can open its data, else exit 2
+                               before anything changes (:mod:`.upgrades`)
     2. render                  images resolved, the bundle written to the state directory
     3. images                  with images.registry: pushed there, pinned by digest;
                                else: swarmai's own images are built on this engine
@@ -42,7 +44,9 @@ from swarmai.images.publish import in_registry, publish
 from swarmai.lifecycle import interrupted
 from swarmai.lifecycle.ipvs import resolve_ipvs
 from swarmai.lifecycle.model_images import with_model_images
+from swarmai.lifecycle.plan_shapes import LiveState
 from swarmai.lifecycle.routes import RouteCheck, check_routes
+from swarmai.lifecycle.upgrades import check_registry_images
 from swarmai.registry_client import CheckResult, RegistryClient, RegistryTarget
 from swarmai.render import Bundle, Serving, render_bundle
 from swarmai.render.gateway import DYNAMIC_VOLUME
@@ -70,6 +74,7 @@ class StartOptions:
     # deploy / up as a person runs them: undo promotions that died half-way
     # (lifecycle/interrupted.py); a promotion's own roll keeps its record.
     undo_interrupted: bool = False
+    upgrade_registry: bool = False  # MLflow's schema may migrate: a backup was taken
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,8 @@ class StartSteps(Protocol):
 
     def check_engine(self, stack: Stack) -> None: ...
 
+    def live(self, stack: Stack) -> LiveState: ...
+
     def push_flags(self, offline: bool) -> str: ...
 
     def cluster_ipvs(self, prepared: Prepared, options: StartOptions,
@@ -152,6 +159,9 @@ def start(steps: StartSteps, engine: Engine, stack: Stack, stack_file: Path,
     """Start ``stack`` on ``steps``' target and verify every route: the list above."""
     started = datetime.now(UTC)
     steps.check_engine(stack)
+    check_registry_images(engine, steps.live(stack), with_images(stack, offline=options.offline),
+                          stack_file=str(stack_file), acknowledged=options.upgrade_registry,
+                          progress=progress)
     prepared = prepare(stack, steps.target, offline=options.offline, state_dir=steps.state_dir,
                        ipvs=options.ipvs)
     if stack.image_registry is not None:

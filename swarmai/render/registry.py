@@ -74,7 +74,10 @@ def mlflow_service(stack: Stack) -> ServicePlan:
         files=(RenderedFile("mlflow-entrypoint", MLFLOW_ENTRYPOINT,
                             f"{_SCRIPTS_DIR}/mlflow-entrypoint.sh"),),
         secrets=tuple(secrets),
-        healthcheck=Healthcheck(_python_http_probe(probe), start_period_s=60),
+        # Its entrypoint migrates the schema before the server starts (`mlflow db
+        # upgrade`: half a minute on a busy 2-core host even when current, longer for
+        # a real migration); a longer start period costs nothing once it is healthy.
+        healthcheck=Healthcheck(_python_http_probe(probe), start_period_s=180),
         depends_on=tuple(depends),
         # SQLite allows one writer: never run two MLflow tasks on it at once.
         start_first=postgres,
