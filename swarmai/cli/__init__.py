@@ -35,6 +35,8 @@ COMMANDS: dict[str, str] = {
     "images": "registry_cmds:images",
     "promote": "promote_cmds:promote",
     "rollback": "promote_cmds:rollback",
+    "backup": "backup_cmds:backup",
+    "restore": "backup_cmds:restore",
 }
 
 
