@@ -1,8 +1,11 @@
 """``python -m swarmai.incontainer.bucket_mirror``: an artifact bucket to a folder and back.
 
-Run by ``swarmai backup`` / ``restore`` in swarmai's server image on the stack's
-registry network, with the S3 keys' Docker secret mounted (an AWS
-shared-credentials file, as the MLflow entrypoint hands to boto3).  ``download``
+Run by ``swarmai backup`` / ``restore`` on the stack's registry network, with the
+S3 keys' Docker secret mounted (an AWS shared-credentials file, as the MLflow
+entrypoint hands to boto3).  It runs in the stack's MLflow image, whose boto3 is
+the client MLflow itself writes the artifacts with (swarmai's server image has no
+S3 client), as ``python3 -c <this file>``: so it imports nothing but the standard
+library and boto3.  ``download``
 copies every object into ``DIR/<key>`` and writes an index (key, size, sha256)
 as JSON to ``--index``; ``upload`` puts every object the index names back,
 checking each file's sha256 first.  Both are safe to re-run: an object is
@@ -19,7 +22,6 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 _CHUNK = 1 << 20
 
@@ -33,13 +35,16 @@ def credentials(path: Path, profile: str = "default") -> tuple[str, str]:
 
 
 def client(endpoint: str, credentials_file: Path) -> Any:
-    from minio import Minio
-
-    url = urlparse(endpoint)
     access, secret = credentials(credentials_file)
-    # A region given: no GetBucketLocation round trip (S3-compatible stores vary there).
-    return Minio(url.netloc, access_key=access, secret_key=secret,
-                 secure=url.scheme == "https", region="us-east-1")
+    import boto3  # type: ignore[import-not-found, unused-ignore]  # in the MLflow image
+    from botocore.config import Config  # type: ignore[import-not-found, unused-ignore]
+
+    # botocore >= 1.36 sends CRC checksums several S3-compatible stores reject: only
+    # when an operation requires them (as the MLflow service is configured).
+    config = Config(request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required")
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access,
+                        aws_secret_access_key=secret, region_name="us-east-1", config=config)
 
 
 def sha256_of(path: Path) -> str:
@@ -53,22 +58,28 @@ def sha256_of(path: Path) -> str:
 def safe_path(folder: Path, key: str) -> Path:
     """Where object ``key`` lives under ``folder``; a key that would leave it is refused."""
     path = (folder / key).resolve()
-    if not path.is_relative_to(folder.resolve()) or key.endswith("/"):
+    if not path.is_relative_to(folder.resolve()) or path == folder.resolve():
         raise ValueError(f"object key {key!r} does not name a file inside the mirror")
     return path
+
+
+def keys(s3: Any, bucket: str) -> list[str]:
+    """Every object key of ``bucket`` (every page of the listing)."""
+    found = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        found += [str(item["Key"]) for item in page.get("Contents") or []
+                  if not str(item["Key"]).endswith("/")]
+    return found
 
 
 def download(s3: Any, bucket: str, folder: Path) -> list[dict[str, Any]]:
     """Every object of ``bucket`` into ``folder``: its index, sorted by key."""
     index = []
-    for found in s3.list_objects(bucket, recursive=True):
-        if found.is_dir:
-            continue
-        path = safe_path(folder, found.object_name)
+    for key in keys(s3, bucket):
+        path = safe_path(folder, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        s3.fget_object(bucket, found.object_name, str(path))
-        index.append({"key": found.object_name, "size": path.stat().st_size,
-                      "sha256": sha256_of(path)})
+        s3.download_file(bucket, key, str(path))
+        index.append({"key": key, "size": path.stat().st_size, "sha256": sha256_of(path)})
     return sorted(index, key=lambda entry: entry["key"])
 
 
@@ -82,10 +93,10 @@ def upload(s3: Any, bucket: str, folder: Path, index: list[dict[str, Any]]) -> i
         path = safe_path(folder, entry["key"])
         if not path.is_file() or sha256_of(path) != entry["sha256"]:
             raise ValueError(f"{path}: missing or not what the index recorded")
-    if not s3.bucket_exists(bucket):
-        s3.make_bucket(bucket)
+    if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets") or []}:
+        s3.create_bucket(Bucket=bucket)
     for entry in index:
-        s3.fput_object(bucket, entry["key"], str(safe_path(folder, entry["key"])))
+        s3.upload_file(str(safe_path(folder, entry["key"])), bucket, entry["key"])
     return len(index)
 
 
@@ -98,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", required=True, type=Path)
     parser.add_argument("--index", required=True, type=Path)
     args = parser.parse_args(argv)
+    os.environ.setdefault("HOME", "/tmp")  # botocore looks for ~/.aws; a bare uid has none
     try:
         s3 = client(args.endpoint, args.credentials)
         if args.direction == "download":

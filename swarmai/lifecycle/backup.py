@@ -99,7 +99,7 @@ def _snapshot(backend: Backend, stack: Stack, registry: RegistryClient, images: 
     write_atomically(partial / MANIFEST, manifest_text(
         stack=stack.name, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         backend_store=stack.registry.backend_store, postgres_major=_major(partial, stack),
-        images={"postgres": images.postgres, "mlflow": images.mlflow, "server": images.server},
+        images={"postgres": images.postgres, "mlflow": images.mlflow},
         version=__version__, database=partial / database_file(stack),
         bucket=stack.storage.bucket, objects=objects, summary=after))
 
@@ -169,10 +169,11 @@ def _roll(backend: Backend, stack: Stack, expected: RegistrySummary, timeout_s: 
 def _images(backend: Backend, stack: Stack, offline: bool) -> TaskImages:
     stacked = with_images(stack, offline=offline).images
     images = TaskImages(postgres=image_for(stacked, "postgres"),
-                        mlflow=image_for(stacked, "mlflow"),
-                        server=registry_target(stack, offline=offline).image)
-    needed = images.postgres if stack.registry.backend_store == "postgres" else images.mlflow
-    for image in (needed, images.server):
+                        mlflow=image_for(stacked, "mlflow"))
+    needed = [images.mlflow]
+    if stack.registry.backend_store == "postgres":
+        needed.append(images.postgres)
+    for image in needed:
         if not ensure_image(backend.engine, image):
             raise OperationError(f"image {image} is not on this node; run `swarmai images "
                                  "build` (with --offline if you deploy with it)")

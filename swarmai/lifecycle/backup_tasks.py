@@ -4,13 +4,18 @@ Each database is copied with its own tool: ``pg_dump -Fc`` / ``pg_restore`` in
 the stack's own Postgres image (the client matches the server's major), and
 SQLite's online backup API in the MLflow image, which copies a consistent
 image of the file while MLflow keeps it open.  The artifact bucket is mirrored
-by :mod:`swarmai.incontainer.bucket_mirror` in swarmai's server image.
+by :mod:`swarmai.incontainer.bucket_mirror` in the MLflow image, whose boto3 is
+the client MLflow writes them with (swarmai's server image has no S3 client): its
+source is handed to ``python3 -c``, as the entrypoints' scripts are inlined, since
+the MLflow image carries no swarmai package.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
 
 from swarmai.lifecycle.tasks import HostMount, Task
@@ -72,8 +77,14 @@ source.close()
 @dataclass(frozen=True)
 class TaskImages:
     postgres: str
-    mlflow: str
-    server: str  # swarmai's server image: has the minio client and bucket_mirror
+    mlflow: str  # also runs the bucket mirror (boto3)
+
+
+@cache
+def mirror_source() -> str:
+    """The text of :mod:`swarmai.incontainer.bucket_mirror` (read, never imported here)."""
+    return resources.files("swarmai.incontainer").joinpath("bucket_mirror.py").read_text(
+        encoding="utf-8")
 
 
 def caller() -> str:
@@ -114,12 +125,12 @@ def load_task(stack: Stack, images: TaskImages, folder: Path, postgres_major: in
 def mirror_task(stack: Stack, images: TaskImages, folder: Path, direction: str) -> Task:
     """``download``: the bucket into ``folder``; ``upload``: back from it."""
     secret = stack.storage.credentials_secret
-    command = ("python", "-m", "swarmai.incontainer.bucket_mirror", direction,
+    command = ("python3", "-c", mirror_source(), direction,
                "--endpoint", s3_endpoint(stack), "--bucket", stack.storage.bucket,
                "--credentials", f"{SECRETS_DIR}/{secret}",
                "--dir", f"{SNAPSHOT}/{ARTIFACTS}", "--index", f"{SNAPSHOT}/{ARTIFACT_INDEX}")
     what = "mirroring the artifact bucket" if direction == "download" else \
         "uploading the artifacts"
-    return Task(what, images.server, command, secrets=(secret,),
+    return Task(what, images.mlflow, command, secrets=(secret,),
                 mounts=(HostMount(folder, SNAPSHOT, read_only=direction == "upload"),),
                 user=caller())

@@ -14,36 +14,44 @@ from swarmai.incontainer import bucket_mirror
 
 
 @dataclass
-class Listed:
-    object_name: str
-    is_dir: bool = False
+class Pages:
+    pages: list[dict[str, Any]]
+
+    def paginate(self, Bucket: str) -> list[dict[str, Any]]:
+        return self.pages
 
 
 class FakeS3:
+    """boto3's S3 client, as far as the mirror uses it; listings come two keys a page."""
+
     def __init__(self, objects: dict[str, bytes]) -> None:
         self.objects = dict(objects)
         self.buckets = {"models"}
         self.puts: list[str] = []
 
-    def list_objects(self, bucket: str, recursive: bool) -> list[Listed]:
-        assert recursive
-        return [Listed("artifacts/1/", is_dir=True)] + [Listed(k) for k in self.objects]
+    def get_paginator(self, name: str) -> Pages:
+        assert name == "list_objects_v2"
+        listed = [{"Key": "artifacts/1/", "Size": 0}] + [
+            {"Key": k, "Size": len(v)} for k, v in self.objects.items()]
+        return Pages([{"Contents": listed[i:i + 2]} for i in range(0, len(listed), 2)]
+                     + [{}])
 
-    def fget_object(self, bucket: str, key: str, path: str) -> None:
+    def download_file(self, bucket: str, key: str, path: str) -> None:
         Path(path).write_bytes(self.objects[key])
 
-    def bucket_exists(self, bucket: str) -> bool:
-        return bucket in self.buckets
+    def list_buckets(self) -> dict[str, Any]:
+        return {"Buckets": [{"Name": name} for name in self.buckets]}
 
-    def make_bucket(self, bucket: str) -> None:
-        self.buckets.add(bucket)
+    def create_bucket(self, Bucket: str) -> None:
+        self.buckets.add(Bucket)
 
-    def fput_object(self, bucket: str, key: str, path: str) -> Any:
+    def upload_file(self, path: str, bucket: str, key: str) -> None:
         self.puts.append(key)
         self.objects[key] = Path(path).read_bytes()
 
 
-OBJECTS = {"artifacts/1/m-1/MLmodel": b"flavors: {}\n", "artifacts/1/m-1/model.pkl": b"\x80\x05."}
+OBJECTS = {"artifacts/1/m-1/MLmodel": b"flavors: {}\n", "artifacts/1/m-1/model.pkl": b"\x80\x05.",
+           "artifacts/1/m-2/MLmodel": b"flavors: {x: 1}\n"}
 
 
 def test_download_writes_every_object_and_its_sha256(tmp_path: Path) -> None:
@@ -59,8 +67,8 @@ def test_upload_puts_every_object_back_and_can_run_again(tmp_path: Path) -> None
     index = bucket_mirror.download(FakeS3(OBJECTS), "models", tmp_path)
     empty = FakeS3({})
     empty.buckets.clear()
-    assert bucket_mirror.upload(empty, "models", tmp_path, index) == 2
-    assert bucket_mirror.upload(empty, "models", tmp_path, index) == 2
+    assert bucket_mirror.upload(empty, "models", tmp_path, index) == 3
+    assert bucket_mirror.upload(empty, "models", tmp_path, index) == 3
     assert empty.objects == OBJECTS and "models" in empty.buckets
 
 

@@ -12,7 +12,7 @@ from swarmai.lifecycle.backup_tasks import TaskImages, dump_task, load_task, mir
 from swarmai.lifecycle.tasks import compose_run_args, missing_secret_files, swarm_job_args
 from swarmai.spec import Stack, load_stack
 
-IMAGES = TaskImages(postgres="pg:15", mlflow="mlflow:3", server="server:1")
+IMAGES = TaskImages(postgres="pg:15", mlflow="mlflow:3")
 
 
 def stack(tmp_path: Path, store: str = "postgres") -> Stack:
@@ -98,9 +98,13 @@ def test_compose_mounts_the_secret_files_where_swarm_puts_secrets(tmp_path: Path
 
 
 @pytest.mark.parametrize("direction", ["download", "upload"])
-def test_the_mirror_runs_in_the_server_image(tmp_path: Path, direction: str) -> None:
+def test_the_mirror_runs_in_the_mlflow_image_from_its_source(tmp_path: Path,
+                                                             direction: str) -> None:
+    from swarmai.incontainer import bucket_mirror
+
     task = mirror_task(stack(tmp_path), IMAGES, tmp_path, direction)
-    assert task.image == "server:1" and task.command[:3] == (
-        "python", "-m", "swarmai.incontainer.bucket_mirror")
+    assert task.image == "mlflow:3" and task.command[:2] == ("python3", "-c")
+    assert task.command[2] == Path(bucket_mirror.__file__).read_text()
+    assert "import swarmai" not in task.command[2] and "from swarmai" not in task.command[2]
     assert task.command[3] == direction
     assert task.mounts[0].read_only == (direction == "upload")
