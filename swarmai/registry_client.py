@@ -135,6 +135,45 @@ class ModelRequirements:
     recorded: bool  # False: the version has no requirements file
 
 
+@dataclass(frozen=True)
+class ModelSummary:
+    """One registered model as a backup records it: every version (with its tags),
+    alias and tag."""
+
+    versions: Mapping[int, Mapping[str, str]]
+    aliases: Mapping[str, int]
+    tags: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RegistrySummary:
+    """Everything registered in a stack's MLflow (``swarmai backup`` records it)."""
+
+    models: Mapping[str, ModelSummary]
+
+    def counts(self) -> dict[str, int]:
+        found = self.models.values()
+        return {"models": len(self.models), "versions": sum(len(m.versions) for m in found),
+                "aliases": sum(len(m.aliases) for m in found),
+                "tags": sum(len(m.tags) for m in found)}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"models": {name: {
+            "versions": {str(v): {"tags": dict(tags)} for v, tags in model.versions.items()},
+            "aliases": {alias: str(v) for alias, v in model.aliases.items()},
+            "tags": dict(model.tags)} for name, model in self.models.items()}}
+
+
+def registry_summary(raw: Mapping[str, Any]) -> RegistrySummary:
+    """A :class:`RegistrySummary` from its JSON form (the registry's answer, a manifest)."""
+    return RegistrySummary({str(name): ModelSummary(
+        versions={_version(v): {str(k): str(t) for k, t in (facts.get("tags") or {}).items()}
+                  for v, facts in model["versions"].items()},
+        aliases={str(a): _version(v) for a, v in model["aliases"].items()},
+        tags={str(k): str(t) for k, t in model["tags"].items()},
+    ) for name, model in raw["models"].items()})
+
+
 class ModelRegistry(Protocol):
     """What promotion asks of a registry (:class:`RegistryClient`, or a test's fake)."""
 
@@ -187,6 +226,10 @@ class RegistryClient:
         """Every version of every registered model, newest first within a model."""
         return self._call(["list"], "listing models in MLflow",
                           lambda answer: [_model_version(v) for v in answer])
+
+    def summary(self) -> RegistrySummary:
+        """Every registered model: its versions, aliases and tags."""
+        return self._call(["summary"], "reading the registry's contents", registry_summary)
 
     def describe(self, name: str, versions: Sequence[str] = ()) -> ModelDescription:
         """``name``'s aliases, swarmai tags, and the run metrics of ``versions`` and of each

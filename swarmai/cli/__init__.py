@@ -36,6 +36,8 @@ COMMANDS: dict[str, str] = {
     "promote": "promote_cmds:promote",
     "rollback": "promote_cmds:rollback",
     "upgrade-check": "upgrade_cmds:upgrade_check_command",
+    "backup": "backup_cmds:backup",
+    "restore": "backup_cmds:restore",
 }
 
 

@@ -55,9 +55,11 @@ from swarmai.engine.images import (
 from swarmai.engine.jobs import (
     JOB_LABEL,
     BindMount,
+    JobAccess,
     JobState,
     NodeJobResult,
     SwarmNode,
+    run_job,
     run_on_each_node,
     swarm_nodes,
 )
@@ -104,6 +106,7 @@ __all__ = [
     "STACK_LABEL",
     "BindMount",
     "Engine",
+    "JobAccess",
     "JobState",
     "NodeJobResult",
     "OneoffResult",
@@ -149,6 +152,7 @@ __all__ = [
     "remove_stack",
     "remove_volume",
     "rollback_service",
+    "run_job",
     "run_on_each_node",
     "run_oneoff",
     "secret_names",

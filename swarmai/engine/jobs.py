@@ -40,11 +40,24 @@ JobState = Literal["complete", "failed", "rejected", "down", "unavailable", "tim
 
 @dataclass(frozen=True)
 class BindMount:
-    """A path of the node (``source``) seen by the job at ``target``."""
+    """A path of the node (``source``) seen by the job at ``target``; with ``volume``,
+    ``source`` names a volume of the node instead."""
 
     source: str
     target: str
     read_only: bool = False
+    volume: bool = False
+
+
+@dataclass(frozen=True)
+class JobAccess:
+    """What a job may reach beyond its mounts: overlay networks to attach (attachable
+    ones: a stack's), Swarm secrets mounted at ``/run/secrets/<name>``, and the user it
+    runs as (``uid:gid``)."""
+
+    networks: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
+    user: str = "0:0"
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,25 @@ def run_on_each_node(
     finally:
         _remove(engine, [job.service_id for job in jobs])
     return sorted(results + skipped, key=lambda r: (r.hostname, r.node_id))
+
+
+def run_job(
+    engine: Engine, image: str, command: Sequence[str], *, purpose: str, node_id: str,
+    labels: Mapping[str, str], mounts: Sequence[BindMount], access: JobAccess,
+    timeout_s: float,
+) -> NodeJobResult:
+    """Run ``command`` once on node ``node_id``, with ``access`` to networks and secrets
+    (what a plain container cannot get on Swarm: secrets exist only for services), wait,
+    and return what it did.  The service is always removed."""
+    job: _Job | None = None
+    try:
+        job = _create(engine, image, command, purpose, labels, mounts, node_id, node_id,
+                      access)
+        tasks = _wait(engine, [job], timeout_s)
+        return _result(engine, job, tasks.get(job.service_id))
+    finally:
+        if job is not None:
+            _remove(engine, [job.service_id])
 
 
 def _targets(engine: Engine, wanted: Sequence[str] | None,
@@ -156,7 +188,7 @@ def _node(node: dict[str, Any]) -> SwarmNode:
 
 def _create(engine: Engine, image: str, command: Sequence[str], purpose: str,
             labels: Mapping[str, str], mounts: Sequence[BindMount], hostname: str,
-            node_id: str) -> _Job:
+            node_id: str, access: JobAccess = JobAccess()) -> _Job:
     """``docker service create --mode replicated-job`` pinned to one node, detached.
 
     The CLI rather than the API for ``--with-registry-auth``: the CLI hands the
@@ -169,14 +201,19 @@ def _create(engine: Engine, image: str, command: Sequence[str], purpose: str,
 
     name = f"{JOB_PREFIX}{purpose}-{random_token(8).lower()}"
     options = ["--detach", "--quiet", "--name", name, "--mode", "replicated-job",
-               "--restart-condition", "none", "--user", "0:0", "--no-resolve-image",
+               "--restart-condition", "none", "--user", access.user, "--no-resolve-image",
                "--with-registry-auth", "--constraint", f"node.id=={node_id}",
                "--label", f"{JOB_LABEL}={purpose}"]
     for key, value in labels.items():
         options += ["--label", f"{key}={value}"]
     for mount in mounts:
-        spec = f"type=bind,source={mount.source},target={mount.target}"
+        kind = "volume" if mount.volume else "bind"
+        spec = f"type={kind},source={mount.source},target={mount.target}"
         options += ["--mount", spec + (",readonly" if mount.read_only else "")]
+    for network in access.networks:
+        options += ["--network", network]
+    for secret in access.secrets:
+        options += ["--secret", secret]
     with engine_errors(f"starting the {purpose} job on node {hostname}"):
         service_id = run([*engine.cli.client_config.docker_cmd, "service", "create",
                           *options, image, *command], capture_stdout=True, capture_stderr=True)

@@ -21,6 +21,7 @@ from swarmai.lifecycle.plan_shapes import LiveState
 from swarmai.lifecycle.status import ServiceStatus
 from swarmai.lifecycle.steps import Progress, StartOptions, StartReport, StopReport
 from swarmai.lifecycle.swarm import SwarmBackend
+from swarmai.lifecycle.tasks import Task, TaskResult
 from swarmai.spec import Stack, Target
 
 
@@ -55,6 +56,11 @@ class Backend(Protocol):
                   progress: Progress) -> bool:
         """Put ``service`` back on its spec before the last update, and wait: True; False
         when this target keeps no previous spec (the caller starts the old state again)."""
+        ...
+
+    def run_task(self, stack: Stack, task: Task) -> TaskResult:
+        """Run ``task`` once, on this node, on the stack's registry network with its
+        secrets (:mod:`.tasks`); a non-zero exit is returned, not raised."""
         ...
 
     def stop(self, stack: Stack, *, volumes: bool, progress: Progress) -> StopReport:

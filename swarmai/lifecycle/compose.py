@@ -36,6 +36,13 @@ from swarmai.lifecycle.steps import (
     StopReport,
     state_directory,
 )
+from swarmai.lifecycle.tasks import (
+    Task,
+    TaskResult,
+    compose_run_args,
+    missing_secret_files,
+    registry_network,
+)
 from swarmai.render import naming
 from swarmai.render.compose import SECRETS_DIR
 from swarmai.spec import Stack
@@ -69,6 +76,21 @@ class ComposeBackend:
                 return
         docker.compose_recreate(self.engine, stack.name, compose_file, [service],
                                 timeout_s=int(timeout_s))
+
+    def run_task(self, stack: Stack, task: Task) -> TaskResult:
+        """Run ``task`` in a one-off container on the project's registry network, the
+        secrets' files bind-mounted where Swarm would put them (:mod:`.tasks`)."""
+        directory = state_directory(stack, "compose", self.state_dir)
+        missing = missing_secret_files(task, directory)
+        if missing:
+            raise OperationError(f"{task.what}: no secret file {', '.join(missing)} in "
+                                 f"{directory / SECRETS_DIR}; start the stack with "
+                                 "`swarmai up` first (or pass its --state-dir)")
+        result = docker.run_oneoff(self.engine, task.image, list(task.command),
+                                   network=registry_network(stack),
+                                   volumes=compose_run_args(stack, task, directory),
+                                   user=task.user, what=task.what)
+        return TaskResult(result.return_code, result.stdout, result.stderr)
 
     def roll_back(self, stack: Stack, service: str, *, timeout_s: float,
                   progress: Progress) -> bool:

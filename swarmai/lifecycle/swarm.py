@@ -44,6 +44,7 @@ from swarmai.lifecycle.steps import (
     registry_only_file,
     registry_target,
 )
+from swarmai.lifecycle.tasks import Task, TaskResult, swarm_job_args
 from swarmai.render.naming import state_label
 from swarmai.spec import Stack
 
@@ -85,6 +86,27 @@ class SwarmBackend:
         wait_rolled_back(self.engine, stack.name, service, timeout_s=timeout_s,
                          progress=progress)
         return True
+
+    def run_task(self, stack: Stack, task: Task) -> TaskResult:
+        """Run ``task`` as a one-off Swarm job pinned to this node (:mod:`.tasks`)."""
+        own = docker.self_node_id(self.engine)
+        if task.volumes:
+            # Swarm volumes are node-local: the registry's live where its data node is.
+            holder = state_node(stack, cluster_facts(self.engine, probe_image=None))
+            if holder is None or holder.node_id != own:
+                where = "no node yet" if holder is None else f"node {holder.hostname}"
+                raise OperationError(
+                    f"{task.what}: the registry data of stack {stack.name} is on {where}, "
+                    "not on this node; run this command on that node (a manager), or "
+                    "deploy the stack first")
+        mounts, access = swarm_job_args(stack, task)
+        result = docker.run_job(self.engine, task.image, list(task.command), purpose="task",
+                                node_id=own, labels={"swarmai.task.stack": stack.name},
+                                mounts=mounts, access=access, timeout_s=task.timeout_s)
+        if result.state not in ("complete", "failed"):
+            raise OperationError(f"{task.what}: the job did not run to its end "
+                                 f"({result.state})", stderr=result.error or result.stderr)
+        return TaskResult(result.exit_code or 0, result.output, result.stderr)
 
     def stop(self, stack: Stack, *, volumes: bool, progress: Progress,
              timeout_s: float = 120.0) -> StopReport:

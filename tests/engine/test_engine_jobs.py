@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -84,3 +85,33 @@ def test_waiting_ends_when_every_task_is_final_or_time_is_up(
     assert (late.state, late.error) == ("timeout", "still preparing when the time ran out")
     never = jobs._result(engine(stuck), both[1], None)
     assert (never.state, never.error) == ("timeout", "still pending when the time ran out")
+
+
+def test_a_job_gets_its_networks_secrets_user_and_volume_mounts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import python_on_whales.utils
+
+    seen: list[list[str]] = []
+
+    def run(args: list[str], **_: Any) -> str:
+        seen.append(args)
+        return "service-id\n"
+
+    monkeypatch.setattr(python_on_whales.utils, "run", run)
+    cli = SimpleNamespace(client_config=SimpleNamespace(docker_cmd=["docker"]))
+    mounts = [jobs.BindMount("/srv/backups", "/snapshot"),
+              jobs.BindMount("demo_mlflow-db", "/var/lib/mlflow", True, volume=True)]
+    access = jobs.JobAccess(networks=("demo_registry",), secrets=("demo-db",), user="1000:100")
+    job = jobs._create(Engine(cli=cli, api=None), "img", ["true"], "task",  # type: ignore[arg-type]
+                       {}, mounts, "node-1", "node-1", access)
+    args = seen[0]
+    assert job.service_id == "service-id"
+    pairs = list(itertools.pairwise(args))
+    assert ("--network", "demo_registry") in pairs and ("--secret", "demo-db") in pairs
+    assert ("--user", "1000:100") in pairs and ("--constraint", "node.id==node-1") in pairs
+    assert ("--mount", "type=bind,source=/srv/backups,target=/snapshot") in pairs
+    assert ("--mount", "type=volume,source=demo_mlflow-db,target=/var/lib/mlflow,readonly") \
+        in pairs
+    assert args[-2:] == ["img", "true"]

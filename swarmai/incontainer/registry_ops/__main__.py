@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from swarmai.incontainer.registry_ops import aliases, requirements, versions
+from swarmai.incontainer.registry_ops import aliases, requirements, summary, versions
 from swarmai.incontainer.resolve import RegistryError
 
 
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     push.add_argument("--alias")
     push.add_argument("--metric", action="append", default=[], metavar="KEY=VALUE")
     commands.add_parser("list", help="list registered versions")
+    commands.add_parser("summary", help="every model's versions, aliases and tags")
     describe = commands.add_parser("describe", help="aliases, swarmai tags, version metrics")
     describe.add_argument("name")
     describe.add_argument("--version", action="append", default=[])
@@ -91,6 +92,8 @@ def _run(args: argparse.Namespace) -> Any:
         return {"name": args.name, "key": args.key, "value": args.value}
     if args.command == "preflight":
         return aliases.preflight(client, args.name, args.version, args.runtime)
+    if args.command == "summary":
+        return summary.summary(client)
     if args.command == "requirements":
         return [r.as_dict() for r in requirements.requirements(client, args.uris)]
     return [v.as_dict() for v in versions.list_versions(client)]
