@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "images": "registry_cmds:images",
     "promote": "promote_cmds:promote",
     "rollback": "promote_cmds:rollback",
+    "secrets": "secrets_cmds:secrets",
 }
 
 

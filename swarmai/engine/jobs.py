@@ -48,6 +48,14 @@ class BindMount:
 
 
 @dataclass(frozen=True)
+class SecretMount:
+    """Swarm secret ``source`` seen by the job as ``/run/secrets/<target>``."""
+
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
 class NodeJobResult:
     """What one node's job did.  ``error`` is the task's own error (a failed pull:
     "No such image: ...") or why no job ran there; ``stderr`` the job's stderr."""
@@ -94,6 +102,28 @@ def run_on_each_node(
     finally:
         _remove(engine, [job.service_id for job in jobs])
     return sorted(results + skipped, key=lambda r: (r.hostname, r.node_id))
+
+
+def run_job(
+    engine: Engine, image: str, command: Sequence[str], *, purpose: str,
+    labels: Mapping[str, str], node_id: str, networks: Sequence[str] = (),
+    secrets: Sequence[SecretMount] = (), timeout_s: float,
+) -> NodeJobResult:
+    """Run ``command`` in ``image`` once on node ``node_id``, attached to ``networks``
+    (attachable overlays) with ``secrets`` mounted, and return what it did.
+
+    This is how code reaches a stack's internal services with the stack's own
+    Swarm secrets: a plain container cannot mount a Swarm secret.
+    """
+    job = None
+    try:
+        job = _create(engine, image, command, purpose, labels, (), node_id, node_id,
+                      networks=networks, secrets=secrets)
+        tasks = _wait(engine, [job], timeout_s)
+        return _result(engine, job, tasks.get(job.service_id))
+    finally:
+        if job is not None:
+            _remove(engine, [job.service_id])
 
 
 def _targets(engine: Engine, wanted: Sequence[str] | None,
@@ -156,14 +186,16 @@ def _node(node: dict[str, Any]) -> SwarmNode:
 
 def _create(engine: Engine, image: str, command: Sequence[str], purpose: str,
             labels: Mapping[str, str], mounts: Sequence[BindMount], hostname: str,
-            node_id: str) -> _Job:
+            node_id: str, *, networks: Sequence[str] = (),
+            secrets: Sequence[SecretMount] = ()) -> _Job:
     """``docker service create --mode replicated-job`` pinned to one node, detached.
 
     The CLI rather than the API for ``--with-registry-auth``: the CLI hands the
     caller's registry login to the node, which may pull from a private
     registry.  ``--no-resolve-image`` as in deploy: each node pulls by tag, which
     is what the job checks.  No network is attached (the CLI cannot attach
-    "none" to a service; the container lands on the node's default bridge).
+    "none" to a service; the container lands on the node's default bridge)
+    unless ``networks`` are given.
     """
     from python_on_whales.utils import run
 
@@ -177,6 +209,10 @@ def _create(engine: Engine, image: str, command: Sequence[str], purpose: str,
     for mount in mounts:
         spec = f"type=bind,source={mount.source},target={mount.target}"
         options += ["--mount", spec + (",readonly" if mount.read_only else "")]
+    for network in networks:
+        options += ["--network", network]
+    for secret in secrets:
+        options += ["--secret", f"source={secret.source},target={secret.target}"]
     with engine_errors(f"starting the {purpose} job on node {hostname}"):
         service_id = run([*engine.cli.client_config.docker_cmd, "service", "create",
                           *options, image, *command], capture_stdout=True, capture_stderr=True)

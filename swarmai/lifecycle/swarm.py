@@ -33,6 +33,8 @@ from swarmai.lifecycle.nodes import (
 from swarmai.lifecycle.placement import check_devices, ensure_state_node, state_node
 from swarmai.lifecycle.plan_live import swarm_live
 from swarmai.lifecycle.plan_shapes import LiveState
+from swarmai.lifecycle.rotation import RotationReport, keep_reveal, require_rotatable
+from swarmai.lifecycle.rotation_swarm import rotate_swarm
 from swarmai.lifecycle.secrets import external_secret_hint, secret_values
 from swarmai.lifecycle.status import ServiceStatus, gpu_ids
 from swarmai.lifecycle.steps import (
@@ -85,6 +87,14 @@ class SwarmBackend:
         wait_rolled_back(self.engine, stack.name, service, timeout_s=timeout_s,
                          progress=progress)
         return True
+
+    def rotate_secret(self, stack: Stack, stack_file: Path, name: str, *, timeout_s: float,
+                      progress: Progress) -> RotationReport:
+        """Give generated secret ``name`` a new value and roll its services onto it, the
+        database's password changed in the database (:mod:`.rotation_swarm`)."""
+        require_rotatable(stack, name, str(stack_file))
+        report = rotate_swarm(self.engine, stack, name, timeout_s=timeout_s, progress=progress)
+        return keep_reveal(report, steps.state_directory(stack, self.target, self.state_dir))
 
     def stop(self, stack: Stack, *, volumes: bool, progress: Progress,
              timeout_s: float = 120.0) -> StopReport:
