@@ -52,8 +52,15 @@ class SwarmVault:
                 for u in docker.secret_users(self.engine, self.stack_name, target)}
 
     def point(self, services: Sequence[str], target: str, source: str) -> None:
-        """Update every service at once (detached), then wait for all of them: the
-        database and MLflow restart side by side rather than one after the other."""
+        """The servers (database, S3 store) first, MLflow once they are healthy: an MLflow
+        started beside them spends its health window waiting for them, and on a busy
+        host runs out of it (seen: Swarm killed it as unhealthy and rolled it back)."""
+        client = f"{self.stack_name}_{naming.MLFLOW}"
+        for wave in ([s for s in services if s != client], [s for s in services if s == client]):
+            if wave:
+                self._point(wave, target, source)
+
+    def _point(self, services: Sequence[str], target: str, source: str) -> None:
         since = docker.utc_now()
         now = self.sources(target)
         for service in services:
