@@ -33,6 +33,7 @@ from swarmai.lifecycle.rotation import (
 from swarmai.lifecycle.rotation_db import ALTER_SCRIPT, PROBE_SCRIPT, SECRETS, parse_probe
 from swarmai.lifecycle.steps import Progress
 from swarmai.render import naming
+from swarmai.render.compose import SECRETS_DIR
 from swarmai.spec import Stack, image_for
 
 
@@ -40,7 +41,7 @@ def rotate_compose(engine: Engine, stack: Stack, name: str, *, compose_file: Pat
                    timeout_s: float, progress: Progress) -> RotationReport:
     """Rotate the secret file ``name`` of ``stack`` (checked to be a generated one)."""
     report = RotationReport(name)
-    folder = compose_file.parent / "secrets"
+    folder = compose_file.parent / SECRETS_DIR
     current, staged = folder / name, folder / next_name(name)
     users = _users(engine, stack.name, name)
     if not users or not current.exists():
