@@ -81,14 +81,15 @@ def secret_file(service: str, secret: str) -> str:
     return read.stdout
 
 
-def database_takes(password: str) -> bool:
-    """Whether Postgres accepts ``password`` for mlflow over TCP (scram: not the trusted
-    local socket); the password goes through stdin into a pgpass file."""
+def database_takes(password: str, container: str | None = None) -> bool:
+    """Whether Postgres (in ``container``, default the stack's Swarm task) accepts
+    ``password`` for mlflow over TCP (scram: not the trusted local socket); the
+    password goes through stdin into a pgpass file."""
     script = ("umask 077; printf '*:*:*:*:%s\\n' \"$(cat)\" > /tmp/check; PGPASSFILE=/tmp/check "
               "psql -h 127.0.0.1 -U mlflow -d mlflow -w -tAc 'select 1'; code=$?; "
               "rm -f /tmp/check; exit $code")
-    checked = docker("exec", "-i", container_of(f"{NAME}_postgres"), "sh", "-c", script,
-                     stdin=password)
+    checked = docker("exec", "-i", container or container_of(f"{NAME}_postgres"), "sh", "-c",
+                     script, stdin=password)
     if checked.returncode != 0:
         assert "password authentication failed" in checked.stderr, checked.stderr
     return checked.returncode == 0
@@ -99,9 +100,9 @@ def secret_labels(name: str) -> dict[str, str] | None:
     return json.loads(found.stdout) if found.returncode == 0 else None
 
 
-def registry_answers(stack: Path, versions: int) -> None:
+def registry_answers(stack: Path, versions: int, *target: str) -> None:
     """MLflow lists the model with ``versions`` versions (a read through the database)."""
-    listed = swarmai("models", "list", str(stack), "--offline", "--output", "json")
+    listed = swarmai("models", "list", str(stack), "--offline", "--output", "json", *target)
     assert listed.returncode == 0, listed.stderr
     assert len([v for v in json.loads(listed.stdout) if v["name"] == "scorer"]) == versions
 
@@ -120,7 +121,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory,
     model = root / "model.pkl"
     subprocess.run([sys.executable, "-c", MAKE_MODEL, str(model)], check=True)
     first = swarmai("deploy", str(stack), "--offline", *state)
-    assert first.returncode == 1, first.stderr  # the registry is empty: push, then deploy
+    # The registry is empty: the deploy stops there, with MLflow up.
+    assert first.returncode == 1 and "not in its registry yet" in first.stderr, first.stderr
     pushed = swarmai("models", "push", str(stack), "scorer", str(model), "--alias",
                      "production", "--offline")
     assert pushed.returncode == 0, pushed.stderr
