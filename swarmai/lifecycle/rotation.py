@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from swarmai.errors import UsageError
+from swarmai.errors import OperationError, UsageError
 from swarmai.files import write_private
 from swarmai.lifecycle.secrets import SecretValue, secret_values
 from swarmai.lifecycle.steps import Progress
@@ -89,7 +89,23 @@ class RotationReport:
 
 def rotate(vault: Vault, name: str, fresh: Callable[[], SecretValue],
            database: Database | None, progress: Progress) -> RotationReport:
-    """Rotate secret ``name`` through ``NAME.next`` (the list in this module's docstring)."""
+    """Rotate secret ``name`` through ``NAME.next`` (the list in this module's docstring).
+
+    A failed step (a service that does not get healthy: Swarm rolls it back onto
+    the secret it had) says that the same command finishes the rotation.
+    """
+    try:
+        return _rotate(vault, name, fresh, database, progress)
+    except OperationError as error:
+        raise OperationError(
+            f"{error.message}\nthe rotation of {name} is not finished; once the cause is "
+            "fixed, run the same command again: it goes on from where this one stopped",
+            command=error.command, return_code=error.return_code,
+            stderr=error.stderr) from None
+
+
+def _rotate(vault: Vault, name: str, fresh: Callable[[], SecretValue],
+            database: Database | None, progress: Progress) -> RotationReport:
     report = RotationReport(name)
     staged = next_name(name)
 

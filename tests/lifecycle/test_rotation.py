@@ -178,3 +178,18 @@ def test_the_probe_answer_is_read_per_secret() -> None:
     assert parse_probe(output, "app-db") is False
     with pytest.raises(OperationError):
         parse_probe("", "app-db")
+
+
+def test_a_failed_roll_says_that_the_same_command_finishes_it() -> None:
+    engine = FakeEngine()
+
+    class Unhealthy(FakeVault):
+        def point(self, services: Sequence[str], target: str, source: str) -> None:
+            raise OperationError("stack app: mlflow failed")
+
+    with pytest.raises(OperationError) as failed:
+        rotate(Unhealthy(engine), NAME, lambda: SecretValue("v1"), None, lambda _line: None)
+    assert "mlflow failed" in str(failed.value)
+    assert "run the same command again" in str(failed.value)
+    run(engine, False, itertools.count(2))
+    assert_rotated(engine, False)
