@@ -73,10 +73,13 @@ def docker(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[
 
 
 def container_of(service: str) -> str:
-    found = docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}",
-                   "--filter", "status=running").stdout.split()
-    assert len(found) == 1, found
-    return found[0]
+    """The container of ``service``'s current task (a replaced one may still be stopping)."""
+    tasks = docker("service", "ps", service, "-q", "--filter",
+                   "desired-state=running").stdout.split()
+    assert len(tasks) == 1, tasks
+    found = docker("inspect", tasks[0], "--format", "{{.Status.ContainerStatus.ContainerID}}")
+    assert found.returncode == 0 and found.stdout.strip(), found.stderr
+    return found.stdout.strip()
 
 
 def secret_file(service: str, secret: str) -> str:
