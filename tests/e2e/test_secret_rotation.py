@@ -54,8 +54,10 @@ MAKE_MODEL = """
 import sys
 import cloudpickle
 
+value = float(sys.argv[2])
+
 def predict(frame):
-    return [7.0] * len(frame)
+    return [value] * len(frame)
 
 with open(sys.argv[1], "wb") as handle:
     cloudpickle.dump(predict, handle)
@@ -108,11 +110,13 @@ def secret_labels(name: str) -> dict[str, str] | None:
     return json.loads(found.stdout) if found.returncode == 0 else None
 
 
-def registry_answers(stack: Path, versions: int, *target: str) -> None:
-    """MLflow lists the model with ``versions`` versions (a read through the database)."""
+def registry_answers(stack: Path, *target: str) -> dict[str, list[str]]:
+    """Each version of the model -> its aliases, as MLflow lists them (a read through the
+    database)."""
     listed = swarmai("models", "list", str(stack), "--offline", "--output", "json", *target)
     assert listed.returncode == 0, listed.stderr
-    assert len([v for v in json.loads(listed.stdout) if v["name"] == "scorer"]) == versions
+    return {v["version"]: sorted(v["aliases"]) for v in json.loads(listed.stdout)
+            if v["name"] == "scorer"}
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +131,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory,
     swarmai("rm", str(stack), "--volumes")  # a previous run's leftovers, if any
     before = ours()
     model = root / "model.pkl"
-    subprocess.run([sys.executable, "-c", MAKE_MODEL, str(model)], check=True)
+    subprocess.run([sys.executable, "-c", MAKE_MODEL, str(model), "7"], check=True)
     first = swarmai("deploy", str(stack), "--offline", *state)
     # The registry is empty: the deploy stops there, with MLflow up.
     assert first.returncode == 1 and "not in its registry yet" in first.stderr, first.stderr
@@ -160,7 +164,7 @@ def test_rotating_the_database_password_keeps_mlflow_serving(registry: dict[str,
     pushed = swarmai("models", "push", str(stack), "scorer", str(registry["model"]),
                      "--alias", "staging", "--offline")
     assert pushed.returncode == 0, pushed.stderr
-    registry_answers(stack, 2)
+    assert registry_answers(stack) == {"1": ["production", "staging"]}
 
 
 def test_a_killed_rotation_is_finished_by_the_next_run(registry: dict[str, Any]) -> None:
@@ -186,7 +190,7 @@ def test_a_killed_rotation_is_finished_by_the_next_run(registry: dict[str, Any])
     assert new != old
     assert not database_takes(old)
     assert database_takes(new)
-    registry_answers(stack, 2)
+    assert registry_answers(stack) == {"1": ["production", "staging"]}
 
 
 def test_rotated_s3_keys_serve_artifacts_and_a_later_deploy(registry: dict[str, Any]) -> None:
@@ -197,11 +201,13 @@ def test_rotated_s3_keys_serve_artifacts_and_a_later_deploy(registry: dict[str, 
     new = secret_file(f"{NAME}_s3", S3)
     assert new != old
     assert secret_file(f"{NAME}_mlflow", S3) == new
-    # An artifact written through MLflow to the store, with the new keys.
-    pushed = swarmai("models", "push", str(stack), "scorer", str(registry["model"]),
-                     "--alias", "production", "--offline")
+    # A new version's artifacts written through MLflow to the store, with the new keys.
+    model = registry["model"].with_name("model-2.pkl")
+    subprocess.run([sys.executable, "-c", MAKE_MODEL, str(model), "8"], check=True)
+    pushed = swarmai("models", "push", str(stack), "scorer", str(model), "--alias",
+                     "production", "--offline")
     assert pushed.returncode == 0, pushed.stderr
-    registry_answers(stack, 3)
+    assert registry_answers(stack) == {"1": ["staging"], "2": ["production"]}
     # The same stack file deploys: the secret names are the ones it renders.
     deployed = swarmai("deploy", str(stack), "--offline", *registry["state"])
     assert deployed.returncode == 0, deployed.stderr
@@ -210,8 +216,8 @@ def test_rotated_s3_keys_serve_artifacts_and_a_later_deploy(registry: dict[str, 
         data=json.dumps({"dataframe_records": [{"x": 1.0}]}).encode(),
         headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
-        assert json.load(response)["predictions"] == [7.0]
-        assert response.headers["X-Model-Version"] == "3"
+        assert json.load(response)["predictions"] == [8.0]
+        assert response.headers["X-Model-Version"] == "2"
 
 
 def test_secrets_it_did_not_generate_are_refused(registry: dict[str, Any],
