@@ -115,7 +115,9 @@ def rotate_swarm(engine: Engine, stack: Stack, name: str, *, timeout_s: float,
                  progress: Progress) -> RotationReport:
     """Rotate ``name`` (already checked to be one swarmai generates for ``stack``), refusing a
     secret of that name that swarmai did not create for this stack."""
-    labels = docker.secret_labels(engine, name) or docker.secret_labels(engine, next_name(name))
+    labels = docker.secret_labels(engine, name)
+    if labels is None:  # a run killed between removing and re-creating NAME
+        labels = docker.secret_labels(engine, next_name(name))
     if labels is None:
         raise UsageError(f"secret {name} does not exist: deploy the stack first")
     if labels.get(docker.STACK_LABEL) != stack.name or labels.get(
