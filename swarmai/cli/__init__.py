@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "upgrade-check": "upgrade_cmds:upgrade_check_command",
     "backup": "backup_cmds:backup",
     "restore": "backup_cmds:restore",
+    "secrets": "secrets_cmds:secrets",
 }
 
 

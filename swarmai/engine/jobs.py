@@ -195,7 +195,8 @@ def _create(engine: Engine, image: str, command: Sequence[str], purpose: str,
     caller's registry login to the node, which may pull from a private
     registry.  ``--no-resolve-image`` as in deploy: each node pulls by tag, which
     is what the job checks.  No network is attached (the CLI cannot attach
-    "none" to a service; the container lands on the node's default bridge).
+    "none" to a service; the container lands on the node's default bridge)
+    unless ``networks`` are given.
     """
     from python_on_whales.utils import run
 

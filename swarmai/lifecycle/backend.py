@@ -18,6 +18,7 @@ from swarmai.engine import Engine
 from swarmai.lifecycle.compose import ComposeBackend
 from swarmai.lifecycle.logs import LogLines, LogOptions
 from swarmai.lifecycle.plan_shapes import LiveState
+from swarmai.lifecycle.rotation import RotationReport
 from swarmai.lifecycle.status import ServiceStatus
 from swarmai.lifecycle.steps import Progress, StartOptions, StartReport, StopReport
 from swarmai.lifecycle.swarm import SwarmBackend
@@ -61,6 +62,13 @@ class Backend(Protocol):
     def run_task(self, stack: Stack, task: Task) -> TaskResult:
         """Run ``task`` once, on this node, on the stack's registry network with its
         secrets (:mod:`.tasks`); a non-zero exit is returned, not raised."""
+        ...
+
+    def rotate_secret(self, stack: Stack, stack_file: Path, name: str, *, timeout_s: float,
+                      progress: Progress) -> RotationReport:
+        """Give ``name``, a secret swarmai generated for ``stack``, a new random value and
+        restart the services that read it (a database password changed in the database);
+        re-runnable after an interruption (:mod:`.rotation`)."""
         ...
 
     def stop(self, stack: Stack, *, volumes: bool, progress: Progress) -> StopReport:

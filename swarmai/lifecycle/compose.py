@@ -26,6 +26,8 @@ from swarmai.lifecycle.logs import LogLines, LogOptions, compose_logs
 from swarmai.lifecycle.logtext import failure_log_lines
 from swarmai.lifecycle.plan_live import compose_live
 from swarmai.lifecycle.plan_shapes import LiveState
+from swarmai.lifecycle.rotation import RotationReport, keep_reveal, require_rotatable
+from swarmai.lifecycle.rotation_compose import rotate_compose
 from swarmai.lifecycle.secrets import external_secret_hint, secret_values
 from swarmai.lifecycle.status import ServiceStatus
 from swarmai.lifecycle.steps import (
@@ -96,6 +98,15 @@ class ComposeBackend:
                   progress: Progress) -> bool:
         """False: Compose keeps no previous spec; the caller re-applies the old state."""
         return False
+
+    def rotate_secret(self, stack: Stack, stack_file: Path, name: str, *, timeout_s: float,
+                      progress: Progress) -> RotationReport:
+        """Give generated secret file ``name`` a new value and re-create its services, the
+        database's password changed in the database (:mod:`.rotation_compose`)."""
+        require_rotatable(stack, name, str(stack_file))
+        report = rotate_compose(self.engine, stack, name, compose_file=self._compose_file(stack),
+                                timeout_s=timeout_s, progress=progress)
+        return keep_reveal(report, state_directory(stack, self.target, self.state_dir))
 
     def stop(self, stack: Stack, *, volumes: bool, progress: Progress) -> StopReport:
         """Stop and remove the stack's containers and networks; data only with ``volumes``.

@@ -33,6 +33,8 @@ from swarmai.lifecycle.nodes import (
 from swarmai.lifecycle.placement import check_devices, ensure_state_node, state_node
 from swarmai.lifecycle.plan_live import swarm_live
 from swarmai.lifecycle.plan_shapes import LiveState
+from swarmai.lifecycle.rotation import RotationReport, keep_reveal, require_rotatable
+from swarmai.lifecycle.rotation_swarm import rotate_swarm
 from swarmai.lifecycle.secrets import external_secret_hint, secret_values
 from swarmai.lifecycle.status import ServiceStatus, gpu_ids
 from swarmai.lifecycle.steps import (
@@ -107,6 +109,14 @@ class SwarmBackend:
             raise OperationError(f"{task.what}: the job did not run to its end "
                                  f"({result.state})", stderr=result.error or result.stderr)
         return TaskResult(result.exit_code or 0, result.output, result.stderr)
+
+    def rotate_secret(self, stack: Stack, stack_file: Path, name: str, *, timeout_s: float,
+                      progress: Progress) -> RotationReport:
+        """Give generated secret ``name`` a new value and roll its services onto it, the
+        database's password changed in the database (:mod:`.rotation_swarm`)."""
+        require_rotatable(stack, name, str(stack_file))
+        report = rotate_swarm(self.engine, stack, name, timeout_s=timeout_s, progress=progress)
+        return keep_reveal(report, steps.state_directory(stack, self.target, self.state_dir))
 
     def stop(self, stack: Stack, *, volumes: bool, progress: Progress,
              timeout_s: float = 120.0) -> StopReport:
