@@ -9,14 +9,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from swarmai.errors import SwarmaiError
-from swarmai.promotion.locking import held, this_process
-from swarmai.promotion.promote import lock_file
-from swarmai.spec import Stack, Target
+
+if TYPE_CHECKING:
+    from swarmai.spec import Stack, Target
 
 _T = TypeVar("_T")
 Decorator = Callable[[Callable[..., None]], Callable[..., None]]
@@ -39,6 +39,11 @@ def stack_lock(stack: Stack, target: Target, state_dir: Path | None, command: st
                what: str) -> Iterator[None]:
     """One deploy, up, promotion or rollback of a stack at a time on this host: the second
     exits 75 naming the first, before it reads or changes anything."""
+    # Imported here: every command imports this module, and `validate` / `render`
+    # must not pay for the engine clients (tests/test_fast_start.py).
+    from swarmai.promotion.locking import held, this_process
+    from swarmai.promotion.promote import lock_file
+
     with held(lock_file(stack, target, state_dir), this_process(command=command),
               what=f"{what} of stack {stack.name}"):
         yield
