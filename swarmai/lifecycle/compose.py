@@ -104,8 +104,9 @@ class ComposeBackend:
         """Give generated secret file ``name`` a new value and re-create its services, the
         database's password changed in the database (:mod:`.rotation_compose`)."""
         require_rotatable(stack, name, str(stack_file))
-        report = rotate_compose(self.engine, stack, name, compose_file=self._compose_file(stack),
-                                timeout_s=timeout_s, progress=progress)
+        report = rotate_compose(self.engine, stack, name, lambda task: self.run_task(stack, task),
+                                compose_file=self._compose_file(stack), timeout_s=timeout_s,
+                                progress=progress)
         return keep_reveal(report, state_directory(stack, self.target, self.state_dir))
 
     def stop(self, stack: Stack, *, volumes: bool, progress: Progress) -> StopReport:

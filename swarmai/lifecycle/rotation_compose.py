@@ -7,7 +7,8 @@ secret rotated once more, which is safe) by the next one:
     2. database password          the database does not accept NAME.next: ALTER ROLE
                                   to it, connected with NAME (a one-off container of
                                   the Postgres image on the project's registry
-                                  network, both files mounted read-only)
+                                  network, both files mounted read-only:
+                                  Backend.run_task)
     3. NAME.next                  renamed over NAME (atomic)
     4. the services reading NAME  re-created, waited for until healthy
 
@@ -18,6 +19,7 @@ and its step 4 re-creates the services.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from swarmai import engine as docker
@@ -30,15 +32,17 @@ from swarmai.lifecycle.rotation import (
     is_database_password,
     next_name,
 )
-from swarmai.lifecycle.rotation_db import ALTER_SCRIPT, PROBE_SCRIPT, SECRETS, parse_probe
+from swarmai.lifecycle.rotation_db import SECRETS, TaskDatabase
 from swarmai.lifecycle.steps import Progress
+from swarmai.lifecycle.tasks import Task, TaskResult
 from swarmai.render import naming
 from swarmai.render.compose import SECRETS_DIR
 from swarmai.spec import Stack, image_for
 
 
-def rotate_compose(engine: Engine, stack: Stack, name: str, *, compose_file: Path,
-                   timeout_s: float, progress: Progress) -> RotationReport:
+def rotate_compose(engine: Engine, stack: Stack, name: str, run: Callable[[Task], TaskResult],
+                   *, compose_file: Path, timeout_s: float,
+                   progress: Progress) -> RotationReport:
     """Rotate the secret file ``name`` of ``stack`` (checked to be a generated one)."""
     report = RotationReport(name)
     folder = compose_file.parent / SECRETS_DIR
@@ -56,7 +60,7 @@ def rotate_compose(engine: Engine, stack: Stack, name: str, *, compose_file: Pat
         report.steps.append(f"wrote a new random value to {staged}")
         progress(report.steps[-1])
     if is_database_password(stack, name):
-        database = _ComposeDatabase(engine, stack, folder)
+        database = TaskDatabase(run, database_image(engine, stack))
         if not database.accepts(staged.name):
             database.set_password(name, staged.name)
             report.steps.append(f"the database password is now the value of {staged.name}")
@@ -79,29 +83,9 @@ def _users(engine: Engine, project: str, name: str) -> list[str]:
     return sorted(users)
 
 
-class _ComposeDatabase:
-    """The project's Postgres, asked through one-off containers of its image."""
-
-    def __init__(self, engine: Engine, stack: Stack, folder: Path) -> None:
-        self.engine, self.folder = engine, folder
-        self.network = f"{stack.name}_{naming.REGISTRY_NET}"
-        self.image = image_for(stack.images, "postgres")
-        for container in docker.project_containers(engine, stack.name):
-            if container["Labels"].get("com.docker.compose.service") == naming.POSTGRES:
-                self.image = str(container["Image"])  # the running one's: this host has it
-
-    def accepts(self, secret: str) -> bool:
-        result = self._run(PROBE_SCRIPT, [secret], f"checking the password of {secret}")
-        return parse_probe(result.stdout, secret)
-
-    def set_password(self, current: str, new: str) -> None:
-        self._run(ALTER_SCRIPT, [current, new], f"changing the database password to {new}")
-
-    def _run(self, script: str, secrets: list[str], what: str) -> docker.OneoffResult:
-        mounts = [(str(self.folder / s), f"{SECRETS}/{s}", "ro") for s in secrets]
-        result = docker.run_oneoff(self.engine, self.image, ["sh", "-c", script, "sh", *secrets],
-                                   network=self.network, volumes=mounts, user="0:0", what=what)
-        if result.return_code != 0:
-            raise OperationError(f"{what} failed", return_code=result.return_code,
-                                 stderr=result.stderr)
-        return result
+def database_image(engine: Engine, stack: Stack) -> str:
+    """The running database's own image: it has psql, and this host has it."""
+    for container in docker.project_containers(engine, stack.name):
+        if container["Labels"].get("com.docker.compose.service") == naming.POSTGRES:
+            return str(container["Image"])
+    return image_for(stack.images, "postgres")

@@ -9,7 +9,11 @@ reads the new one from its file with ``\\set NAME `cat FILE```, then sends
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from swarmai.errors import OperationError
+from swarmai.lifecycle.tasks import Task, TaskResult
 from swarmai.render import naming
 
 # Who MLflow logs in as (render/registry.py creates this role at initdb).
@@ -29,6 +33,7 @@ pgpass() {{
 }}
 """
 
+_TASK_TIMEOUT_S = 120.0
 _CONNECT = f"-h {naming.POSTGRES} -p {naming.POSTGRES_PORT} -U {ROLE} -d {DATABASE} -w"
 
 # For each secret named in "$@": one line "NAME accepted|refused", or exit 3 when
@@ -72,3 +77,29 @@ def parse_probe(output: str, secret: str) -> bool:
             return verdict == "accepted"
     raise OperationError(f"the password check of secret {secret} gave no answer",
                          stderr=output)
+
+
+@dataclass(frozen=True)
+class TaskDatabase:
+    """The stack's Postgres, asked through one-off tasks of its own image on its registry
+    network (``Backend.run_task``: a Swarm job or a Compose container, the same here)."""
+
+    run: Callable[[Task], TaskResult]
+    image: str  # the running database's: it has psql, and this host has it
+
+    def accepts(self, secret: str) -> bool:
+        result = self._task(PROBE_SCRIPT, (secret,),
+                            f"checking the database password of secret {secret}")
+        return parse_probe(result.stdout, secret)
+
+    def set_password(self, current: str, new: str) -> None:
+        self._task(ALTER_SCRIPT, (current, new),
+                   f"changing the database password to secret {new}")
+
+    def _task(self, script: str, secrets: tuple[str, ...], what: str) -> TaskResult:
+        result = self.run(Task(what, self.image, ("sh", "-c", script, "sh", *secrets),
+                               secrets=secrets, timeout_s=_TASK_TIMEOUT_S))
+        if result.return_code != 0:
+            raise OperationError(f"{what} failed", return_code=result.return_code,
+                                 stderr=result.stderr)
+        return result

@@ -7,11 +7,11 @@ module only says how each one is done on a Swarm.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from swarmai import engine as docker
-from swarmai.engine import Engine, JobAccess
+from swarmai.engine import Engine
 from swarmai.errors import OperationError, UsageError
 from swarmai.lifecycle.converge import watch
 from swarmai.lifecycle.rotation import (
@@ -21,12 +21,11 @@ from swarmai.lifecycle.rotation import (
     next_name,
     rotate,
 )
-from swarmai.lifecycle.rotation_db import ALTER_SCRIPT, PROBE_SCRIPT, parse_probe
+from swarmai.lifecycle.rotation_db import TaskDatabase
 from swarmai.lifecycle.steps import Progress
+from swarmai.lifecycle.tasks import Task, TaskResult
 from swarmai.render import naming
 from swarmai.spec import Stack
-
-_JOB_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -71,49 +70,17 @@ class SwarmVault:
               since=since, timeout_s=self.timeout_s, progress=self.progress)
 
 
-@dataclass(frozen=True)
-class SwarmDatabase:
-    """The stack's Postgres, asked through one-off jobs of its own image on this node."""
-
-    engine: Engine
-    stack_name: str
-
-    def accepts(self, secret: str) -> bool:
-        result = self._job("password-check", PROBE_SCRIPT, [secret])
-        if result.exit_code != 0:
-            raise self._failed(f"checking the database password of secret {secret}", result)
-        return parse_probe(result.output, secret)
-
-    def set_password(self, current: str, new: str) -> None:
-        result = self._job("password-change", ALTER_SCRIPT, [current, new])
-        if result.exit_code != 0:
-            raise self._failed(f"changing the database password to secret {new}", result)
-
-    def _job(self, purpose: str, script: str, secrets: list[str]) -> docker.NodeJobResult:
-        return docker.run_job(
-            self.engine, self._image(), ["sh", "-c", script, "sh", *secrets],
-            purpose=purpose, labels={docker.STACK_LABEL: self.stack_name},
-            node_id=docker.self_node_id(self.engine), mounts=(),
-            access=JobAccess(networks=(f"{self.stack_name}_{naming.REGISTRY_NET}",),
-                             secrets=tuple(secrets)),
-            timeout_s=_JOB_TIMEOUT_S)
-
-    def _image(self) -> str:
-        """The running database's own image: it has psql, and this node has it."""
-        wanted = f"{self.stack_name}_{naming.POSTGRES}"
-        for service in docker.stack_services(self.engine, self.stack_name):
-            if service["Spec"]["Name"] == wanted:
-                return str(service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"])
-        raise OperationError(f"service {wanted} is not running: deploy the stack first")
-
-    @staticmethod
-    def _failed(what: str, result: docker.NodeJobResult) -> OperationError:
-        return OperationError(f"{what} failed ({result.state}): {result.error}".rstrip(": "),
-                              return_code=result.exit_code, stderr=result.stderr)
+def database_image(engine: Engine, stack_name: str) -> str:
+    """The running database's own image: it has psql, and this node has it."""
+    wanted = f"{stack_name}_{naming.POSTGRES}"
+    for service in docker.stack_services(engine, stack_name):
+        if service["Spec"]["Name"] == wanted:
+            return str(service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"])
+    raise OperationError(f"service {wanted} is not running: deploy the stack first")
 
 
-def rotate_swarm(engine: Engine, stack: Stack, name: str, *, timeout_s: float,
-                 progress: Progress) -> RotationReport:
+def rotate_swarm(engine: Engine, stack: Stack, name: str, run: Callable[[Task], TaskResult], *,
+                 timeout_s: float, progress: Progress) -> RotationReport:
     """Rotate ``name`` (already checked to be one swarmai generates for ``stack``), refusing a
     secret of that name that swarmai did not create for this stack."""
     labels = docker.secret_labels(engine, name)
@@ -128,6 +95,7 @@ def rotate_swarm(engine: Engine, stack: Stack, name: str, *, timeout_s: float,
             f"lack {docker.STACK_LABEL}={stack.name}, {docker.GENERATED_LABEL}=true): it is "
             "yours, so rotate it yourself (docker secret create, docker service update "
             "--secret-rm/--secret-add)")
-    database = SwarmDatabase(engine, stack.name) if is_database_password(stack, name) else None
+    database = (TaskDatabase(run, database_image(engine, stack.name))
+                if is_database_password(stack, name) else None)
     vault = SwarmVault(engine, stack.name, timeout_s, progress)
     return rotate(vault, name, fresh_value(stack, name), database, progress)

@@ -115,7 +115,8 @@ class SwarmBackend:
         """Give generated secret ``name`` a new value and roll its services onto it, the
         database's password changed in the database (:mod:`.rotation_swarm`)."""
         require_rotatable(stack, name, str(stack_file))
-        report = rotate_swarm(self.engine, stack, name, timeout_s=timeout_s, progress=progress)
+        report = rotate_swarm(self.engine, stack, name, lambda task: self.run_task(stack, task),
+                              timeout_s=timeout_s, progress=progress)
         return keep_reveal(report, steps.state_directory(stack, self.target, self.state_dir))
 
     def stop(self, stack: Stack, *, volumes: bool, progress: Progress,
