@@ -13,6 +13,7 @@ from swarmai.cli.common import (
     run_action,
     sigterm_as_ctrl_c,
     stack_file_argument,
+    stack_lock,
     state_dir_option,
     timeout_option,
 )
@@ -21,6 +22,7 @@ from swarmai.lifecycle.backend import backend_for
 from swarmai.lifecycle.backup import RestoreReport
 from swarmai.lifecycle.backup import backup as backup_registry
 from swarmai.lifecycle.backup import restore as restore_registry
+from swarmai.promotion.guard import offline_for
 from swarmai.spec import Target, load_stack
 
 _TARGET = click.option("--target", "-t", type=TARGETS, default="swarm", show_default=True,
@@ -56,8 +58,9 @@ def backup(stack_file: Path, destination: Path, target: Target, offline: bool,
     def action() -> Path:
         stack = load_stack(stack_file, target)
         backend = backend_for(target, Engine.from_env(), state_dir=state_dir)
+        offline_as_deployed = offline_for(stack, target, backend.live(stack), offline, progress)
         with sigterm_as_ctrl_c():
-            return backup_registry(backend, stack, destination, offline=offline,
+            return backup_registry(backend, stack, destination, offline=offline_as_deployed,
                                    progress=progress)
 
     click.echo(str(run_action(action)))
@@ -94,9 +97,14 @@ def restore(stack_file: Path, source: Path, replace: bool, target: Target, offli
     def action() -> RestoreReport:
         stack = load_stack(stack_file, target)
         backend = backend_for(target, Engine.from_env(), state_dir=state_dir)
-        with sigterm_as_ctrl_c():
-            return restore_registry(backend, stack, source, replace=replace, offline=offline,
-                                    timeout_s=timeout_s, progress=progress)
+        # A restore moves aliases and restarts servers: never beside a promotion or deploy.
+        with stack_lock(stack, target, state_dir, f"swarmai restore {stack_file}",
+                        "restore or deploy"), sigterm_as_ctrl_c():
+            offline_as_deployed = offline_for(stack, target, backend.live(stack), offline,
+                                              progress)
+            return restore_registry(backend, stack, source, replace=replace,
+                                    offline=offline_as_deployed, timeout_s=timeout_s,
+                                    progress=progress)
 
     report = run_action(action)
     counts = report.counts

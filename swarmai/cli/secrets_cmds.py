@@ -13,6 +13,7 @@ from swarmai.cli.common import (
     output_option,
     run_action,
     stack_file_argument,
+    stack_lock,
     state_dir_option,
     timeline,
     timeout_option,
@@ -72,8 +73,11 @@ def rotate(stack_file: Path, name: str, target: Target, state_dir: Path | None,
     def action() -> RotationReport:
         stack = load_stack(stack_file, target)
         backend = backend_for(target, Engine.from_env(), state_dir=state_dir)
-        return backend.rotate_secret(stack, stack_file, name, timeout_s=timeout_s,
-                                     progress=timeline(verbose))
+        # A deploy beside a rotation would re-point the services at the old secret.
+        with stack_lock(stack, target, state_dir, f"swarmai secrets rotate {stack_file} {name}",
+                        "rotation or deploy"):
+            return backend.rotate_secret(stack, stack_file, name, timeout_s=timeout_s,
+                                         progress=timeline(verbose))
 
     report = run_action(action)
     if output_format == "json":

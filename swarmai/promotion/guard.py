@@ -51,12 +51,13 @@ def deployed_offline(stack: Stack, target: Target, live: LiveState) -> bool | No
 def offline_for(stack: Stack, target: Target, live: LiveState, asked: bool,
                 progress: Progress) -> bool:
     """``--offline`` as the running stack was deployed, whatever was asked (the images of
-    a running stack are never switched by a promotion); as asked when it does not run."""
+    a running stack are never switched by a promotion, a backup or a restore); as asked
+    when it does not run."""
     deployed = deployed_offline(stack, target, live)
     if deployed is None or deployed == asked:
         return asked
     progress(f"stack {stack.name} runs the {'offline' if deployed else 'default'} images: "
-             f"promoting with them (as if {'with' if deployed else 'without'} --offline)")
+             f"using them (as if {'with' if deployed else 'without'} --offline)")
     return deployed
 
 

@@ -54,3 +54,20 @@ def test_deploy_and_up_wait_for_no_promotion_of_the_stack(tmp_path: Path,
     assert ("another deploy or promotion of stack dev is in progress (`swarmai promote "
             "stacks/dev.yaml iris`, pid 4242 on mgr-1") in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["promote.lock"]
+
+
+@pytest.mark.parametrize("command", [["secrets", "rotate", DEV, "mlflow-db-password"],
+                                     ["restore", DEV, "."]])
+def test_rotate_and_restore_wait_for_no_deploy_or_promotion(tmp_path: Path,
+                                                            command: list[str]) -> None:
+    fd = os.open(tmp_path / "promote.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder = {"pid": 4242, "host": "mgr-1", "started": "2026-12-03T01:00:00Z",
+                  "command": "swarmai deploy stacks/dev.yaml"}
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        result = CliRunner().invoke(cli, [*command, "--state-dir", str(tmp_path)])
+    finally:
+        os.close(fd)
+    assert result.exit_code == 75, result.output
+    assert "is in progress (`swarmai deploy stacks/dev.yaml`, pid 4242 on mgr-1" in result.output

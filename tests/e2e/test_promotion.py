@@ -361,7 +361,7 @@ def test_a_promotion_without_offline_keeps_the_deployed_images_and_touches_only_
     promoted = swarmai("promote", str(deployed["stack"]), "scorer", *deployed["state"],
                        "--output", "json", "--to", "production", "--version", "2")
     assert promoted.returncode == 0, promoted.stderr
-    assert "runs the offline images: promoting with them" in promoted.stderr
+    assert "runs the offline images: using them" in promoted.stderr
     assert _tasks("mlflow", "s3", "gateway") == before
     assert _versions_of(20) == {"2": 20}
 

@@ -32,7 +32,7 @@ def test_the_gateway_image_tells_how_the_stack_was_deployed(offline: bool) -> No
     said: list[str] = []
     assert guard.offline_for(STACK, "swarm", _live(image), not offline, said.append) is offline
     assert said == [f"stack demo runs the {'offline' if offline else 'default'} images: "
-                    f"promoting with them (as if {'with' if offline else 'without'} --offline)"]
+                    f"using them (as if {'with' if offline else 'without'} --offline)"]
 
 
 def test_a_stack_not_running_or_overridden_keeps_what_was_asked() -> None:
