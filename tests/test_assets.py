@@ -161,3 +161,11 @@ def test_the_wheel_ships_the_asset_folders_inside_the_package(tmp_path: Path) ->
         if path.is_file() and "__pycache__" not in path.parts:
             assert path.relative_to(REPO).as_posix() in names
     assert "swarmai/py.typed" in names
+
+
+def test_the_schema_check_is_inlined_into_the_mlflow_entrypoint() -> None:
+    check = assets.read_text("registry", "entrypoints/schema_state.py")
+    _header, _, body = check.partition("\n\n")
+    rendered = script("mlflow-entrypoint.sh")
+    assert f"schema=$(python3 - <<'PY' || echo unknown\n{body}PY\n)" in rendered
+    assert body.startswith("import importlib.util")  # the header alone is left out

@@ -9,7 +9,7 @@
 # step, services may start in any order, and a re-run changes nothing.
 #
 # Then it brings the database's schema to this MLflow release (`mlflow db
-# upgrade`: creates it in an empty database, a no-op when it is current), so
+# upgrade`, only when another release made it: schema_state.py), so
 # another release starts on its own schema instead of refusing an out-of-date
 # one.  There is no way back from a migration but a backup: the host-side
 # guard (swarmai/lifecycle/upgrades.py) refuses to deploy another release over
@@ -69,8 +69,45 @@ while True:
     time.sleep(2)
 PY
 
-# The URI names no password (libpq reads it from $PGPASSFILE).
-mlflow db upgrade "${SWARMAI_BACKEND_STORE_URI}"
+# The schema: `mlflow server` creates it in a fresh database; another release's
+# is brought to this one by `mlflow db upgrade`, run only then, since importing
+# mlflow costs seconds on every start.  When the check itself fails, upgrade:
+# it is a no-op on a current schema.  The URI names no password (libpq reads
+# it from $PGPASSFILE).
+schema=$(python3 - <<'PY' || echo unknown
+import importlib.util
+import os
+import pathlib
+import re
+
+import sqlalchemy
+
+package = importlib.util.find_spec("mlflow").submodule_search_locations[0]
+versions = pathlib.Path(package) / "store" / "db_migrations" / "versions"
+revisions, parents = set(), set()
+for path in versions.glob("*.py"):
+    text = path.read_text(encoding="utf-8")
+    revision = re.search(r'^revision = "(\w+)"', text, re.MULTILINE)
+    if revision:
+        revisions.add(revision.group(1))
+        parents.update(re.findall(r'"(\w+)"', (re.search(
+            r"^down_revision = (.*)$", text, re.MULTILINE) or [None, ""])[1]))
+heads = revisions - parents
+
+engine = sqlalchemy.create_engine(os.environ["SWARMAI_BACKEND_STORE_URI"])
+with engine.connect() as connection:
+    if not sqlalchemy.inspect(connection).has_table("alembic_version"):
+        print("fresh")
+    else:
+        found = {row[0] for row in connection.execute(
+            sqlalchemy.text("SELECT version_num FROM alembic_version"))}
+        print("current" if found and found <= heads else "behind")
+PY
+)
+if [ "$schema" != "fresh" ] && [ "$schema" != "current" ]; then
+  echo "swarmai: the database schema is ${schema}: mlflow db upgrade" >&2
+  mlflow db upgrade "${SWARMAI_BACKEND_STORE_URI}"
+fi
 
 exec mlflow server \
   --host 0.0.0.0 --port "${SWARMAI_MLFLOW_PORT}" \
