@@ -30,5 +30,7 @@ ruff check swarmai tests bench scripts registry
 mypy --strict swarmai
 
 log "pytest"
+# Unbuffered: if CI's clock runs out, its log still shows how far the run got.
+export PYTHONUNBUFFERED=1
 # Every test must run: a skipped one fails the run (tests/conftest.py).
-SWARMAI_NO_SKIPS=1 pytest -q -p no:cacheprovider --durations=25 "$@"
+SWARMAI_NO_SKIPS=1 pytest -q -p no:cacheprovider --durations=40 "$@"

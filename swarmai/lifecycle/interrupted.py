@@ -52,8 +52,7 @@ def _undo(registry: ModelRegistry, stack: Stack, stack_file: Path, result: Check
     back = int(pending.source) if moved and pending.source is not None else None
     if back is not None:
         registry.move_alias(uri.name, alias, back, remember=False)
-    registry.set_tag(uri.name, modeluri.previous_tag(alias), pending.previous)
-    registry.set_tag(uri.name, modeluri.pending_tag(alias), None)
+    put_back_records(registry, uri.name, alias, pending)
     if back is None:
         progress(f"{what} had not moved the alias: its records are removed")
         return replace(result, pending=None)
@@ -61,3 +60,10 @@ def _undo(registry: ModelRegistry, stack: Stack, stack_file: Path, result: Check
              f"with `swarmai promote {stack_file} {model} --to {alias} --version "
              f"{pending.target}`")
     return replace(result, version=back, pending=None)
+
+
+def put_back_records(registry: ModelRegistry, name: str, alias: str, pending: Pending) -> None:
+    """The previous tag as it was before the promotion, then its pending record gone:
+    last, so that a run cut short between the two is found and done again."""
+    registry.set_tag(name, modeluri.previous_tag(alias), pending.previous)
+    registry.set_tag(name, modeluri.pending_tag(alias), None)

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from swarmai import modeluri
 from swarmai.errors import Interrupted, OperationError, UsageError
 from swarmai.lifecycle.backend import Backend
+from swarmai.lifecycle.interrupted import put_back_records
 from swarmai.lifecycle.model_images import model_image_of
 from swarmai.lifecycle.steps import StartOptions, state_directory
 from swarmai.modeluri import Pending, canary_tag, encode_canary, pending_tag, previous_tag
@@ -270,8 +271,7 @@ def _resume(ctx: Context, alias: str,
             f"{pending.source or '-'} -> {pending.target})")
     if current is None or str(current) != pending.target:
         ctx.progress(f"{what} had not moved the alias: undoing its records")
-        ctx.registry.set_tag(ctx.registered, previous_tag(alias), pending.previous)
-        _settle(ctx, alias, True)
+        put_back_records(ctx.registry, ctx.registered, alias, pending)
         return "undone", ctx.registry.describe(ctx.registered)
     ctx.progress(f"{what} moved the alias: finishing it first")
     if alias == ctx.served_alias:

@@ -21,9 +21,9 @@ from swarmai.render.plan import Healthcheck, Mount, RenderedFile, ServicePlan
 from swarmai.render.torchserve_health import torchserve_health_check
 from swarmai.spec import Model, Stack, image_for
 
-# A model server is healthy only once its model is loaded; loading may first
-# download the artifacts, so allow generous start periods.
-_MODEL_START_PERIOD_S = 180
+# A sync step is healthy once it has downloaded its model's artifacts: allow a
+# generous start period (a model server's is models[].start_period_s).
+_SYNC_START_PERIOD_S = 180
 # Zero failed requests while a task is replaced rest on three numbers:
 # - the FastAPI server keeps accepting for DEREGISTER_S after SIGTERM, longer
 #   than Traefik's Swarm refresh (2 s, gateway/traefik-defaults.yml; gateway.py
@@ -314,7 +314,7 @@ def _server(
         volumes=(*volumes, *settings.user_mounts(model)),
         shm_size=model.shm_size,
         files=files,
-        healthcheck=Healthcheck(healthcheck, start_period_s=_MODEL_START_PERIOD_S,
+        healthcheck=Healthcheck(healthcheck, start_period_s=model.start_period_s,
                                 interval_s=5, retries=3),
         labels=labels,
         replicas=model.replicas,
@@ -353,7 +353,7 @@ def _sync(stack: Stack, model: Model, layout: str) -> ServicePlan:
             Mount("model-cache", naming.MODEL_CACHE),
         ),
         healthcheck=Healthcheck(("CMD", "test", "-e", f"/store/{_SYNC_MARKER}"),
-                                start_period_s=_MODEL_START_PERIOD_S),
+                                start_period_s=_SYNC_START_PERIOD_S),
         labels={"swarmai.stack": stack.name, "swarmai.model": model.name},
         # One sync task on every node that may run the server: the volume is node-local.
         global_mode=True,

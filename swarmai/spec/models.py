@@ -302,6 +302,10 @@ class Model(_Spec):
     # Whether a prediction may be sent twice: the gateway then retries one whose
     # replica died before answering (a 502) on another replica.
     idempotent: bool = True
+    # Seconds a server has to become healthy before its failed checks count (Docker's
+    # healthcheck start_period).  Loading may first download the artifacts, hence
+    # the generous default; a small model fails a deploy or a roll sooner with less.
+    start_period_s: int = Field(default=180, ge=5, le=3600)
     # runtime app only (checks.py): the image, port and paths of the user's server.
     app: App | None = None
 

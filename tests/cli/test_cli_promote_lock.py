@@ -6,6 +6,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,20 +19,27 @@ REPO = Path(__file__).resolve().parents[2]
 DEV = str(REPO / "stacks" / "dev.yaml")
 
 
+@contextmanager
+def _held(state_dir: Path, command: str) -> Iterator[None]:
+    """The stack's promote.lock held by another process running ``command``."""
+    fd = os.open(state_dir / "promote.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder = {"pid": 4242, "host": "mgr-1", "started": "2026-12-03T01:00:00Z",
+                  "command": command}
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.parametrize("command", [["promote", DEV, "iris", "--to", "production",
                                       "--version", "2"], ["rollback", DEV, "iris"]])
 def test_a_second_promotion_of_a_stack_exits_75_naming_the_first(
         tmp_path: Path, command: list[str]) -> None:
-    fd = os.open(tmp_path / "promote.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        holder = {"pid": 4242, "host": "mgr-1", "started": "2026-12-03T01:00:00Z",
-                  "command": "swarmai promote stacks/dev.yaml iris"}
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
+    with _held(tmp_path, "swarmai promote stacks/dev.yaml iris"):
         result = CliRunner().invoke(cli, [*command, "-t", "compose", "--state-dir",
                                           str(tmp_path)])
-    finally:
-        os.close(fd)
     assert result.exit_code == 75, result.output
     assert ("another promotion of stack dev is in progress (`swarmai promote stacks/dev.yaml "
             "iris`, pid 4242 on mgr-1, started 2026-12-03T01:00:00Z") in result.output
@@ -41,15 +50,8 @@ def test_a_second_promotion_of_a_stack_exits_75_naming_the_first(
 def test_deploy_and_up_wait_for_no_promotion_of_the_stack(tmp_path: Path,
                                                           command: list[str]) -> None:
     # A deploy would undo the running promotion's pending record, or roll under it.
-    fd = os.open(tmp_path / "promote.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        holder = {"pid": 4242, "host": "mgr-1", "started": "2026-12-03T01:00:00Z",
-                  "command": "swarmai promote stacks/dev.yaml iris"}
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
+    with _held(tmp_path, "swarmai promote stacks/dev.yaml iris"):
         result = CliRunner().invoke(cli, [*command, "--state-dir", str(tmp_path)])
-    finally:
-        os.close(fd)
     assert result.exit_code == 75, result.output
     assert ("another deploy or promotion of stack dev is in progress (`swarmai promote "
             "stacks/dev.yaml iris`, pid 4242 on mgr-1") in result.output

@@ -91,11 +91,16 @@ def wait_until(condition: Any, timeout_s: float, what: str) -> Any:
 
 def swarmai(*args: str, cwd: Path | None = None,
             timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a subprocess, as a user would."""
-    return subprocess.run(
+    """Run the real CLI in a subprocess, as a user would.  Each call's time is
+    printed (pytest shows it for a failed test, or with -s) to find slow steps."""
+    started = time.monotonic()
+    done = subprocess.run(
         [sys.executable, "-c", "from swarmai.cli import main; main()", *args],
         cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
     )
+    print(f"[{time.monotonic() - started:6.1f} s] swarmai {' '.join(args[:3])} -> "
+          f"{done.returncode}", flush=True)
+    return done
 
 
 def engine_snapshot() -> dict[str, set[str]]:

@@ -46,6 +46,7 @@ models:
     route: /scorer
     replicas: 2
     resources: {{memory: 700M}}
+    start_period_s: 60  # v3's failure shows sooner than with the default 180
 """
 
 

@@ -136,10 +136,13 @@ def models(tmp_path_factory: pytest.TempPathFactory, docker_cli: str, standin: s
 
 
 def stack_text(name: str, port: int, standin: str, *, broken: bool = False) -> str:
+    # TorchServe answers its health check within seconds here; a failure shows
+    # after the start period (models[].start_period_s), so keep it short.
     extra = """\
   - name: broken
     runtime: torchserve
     model: models:/broken@production
+    start_period_s: 30
 """ if broken else ""
     return f"""\
 version: 1

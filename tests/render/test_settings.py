@@ -65,6 +65,16 @@ def test_tfserving_timeout_is_a_flag(settings_stack: Stack, main_document: Rende
     assert "--rest_api_timeout_in_ms=5000" in command
 
 
+@pytest.mark.parametrize("target", ["swarm", "compose"])
+def test_start_period_is_the_servers_alone(settings_stack: Stack, main_document: Render,
+                                           target: str) -> None:
+    services = main_document(settings_stack, target)["services"]
+    assert services["model-sentiment"]["healthcheck"]["start_period"] == "20s"
+    assert services["model-fraud"]["healthcheck"]["start_period"] == "180s"  # the default
+    # The sync step still has the default: it downloads first.
+    assert services["sync-sentiment"]["healthcheck"]["start_period"] == "180s"
+
+
 def test_user_volumes_are_read_only_unless_asked(settings_stack: Stack,
                                                  main_document: Render) -> None:
     for target in ("compose", "swarm"):

@@ -8,17 +8,16 @@ Each file starts with a header of comments:
 * ``# contains: <text>`` (optional, repeatable): text the report must contain,
   e.g. a did-you-mean hint, or ``line``/``column`` of a YAML syntax error.
 
-Every file is run through the real CLI in a subprocess and through
+Every file is run through the real console entry point in a subprocess (one
+interpreter for the whole corpus: a start per file cost a minute) and through
 ``load_stack`` in-process.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,23 +63,43 @@ def cli_args(file: Path, expect: Expectation, *extra: str) -> list[str]:
     return [*args, "--target", expect.target] if expect.target else args
 
 
-def run_cli(args: list[str]) -> subprocess.CompletedProcess[str]:
-    """The real console entry point, in a fresh interpreter."""
-    return subprocess.run(
-        [sys.executable, "-c", "from swarmai.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+# Runs main() once per argument list read from stdin, as the console script
+# would, and writes what each run printed and its exit code.  An exception that
+# escapes main() is printed as the interpreter would print it: a traceback.
+_ENTRY_POINT_LOOP = """
+import contextlib, io, json, sys, traceback
+from swarmai.cli import main
+results = []
+for args in json.load(sys.stdin):
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        sys.argv = ["swarmai", *args]
+        try:
+            main()
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    results.append([code, out.getvalue(), err.getvalue()])
+json.dump(results, sys.__stdout__)
+"""
+
+
+def run_cli_each(runs: list[list[str]]) -> list[subprocess.CompletedProcess[str]]:
+    """Each argument list through the real console entry point, in one fresh interpreter."""
+    done = subprocess.run([sys.executable, "-c", _ENTRY_POINT_LOOP], input=json.dumps(runs),
+                          capture_output=True, text=True, timeout=300, check=True)
+    return [subprocess.CompletedProcess(args, code, out, err)
+            for args, (code, out, err) in zip(runs, json.loads(done.stdout), strict=True)]
 
 
 @pytest.fixture(scope="module")
 def cli_results() -> dict[Path, subprocess.CompletedProcess[str]]:
-    """Every corpus file through the CLI once, in parallel (each run is a process start)."""
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
-        runs = pool.map(lambda f: run_cli(cli_args(f, expectation(f))), FILES)
-        return dict(zip(FILES, runs, strict=True))
+    """Every corpus file through the console entry point once."""
+    runs = run_cli_each([cli_args(f, expectation(f)) for f in FILES])
+    return dict(zip(FILES, runs, strict=True))
 
 
 def test_corpus_is_large_enough() -> None:
