@@ -40,9 +40,9 @@ compile() {
 }
 
 lock_host() {
-  compile requirements.lock "host: swarmai[test,server,examples] + the CPU torch wheel" \
+  compile requirements.lock "host: swarmai[test,server,examples,s3] + the CPU torch wheel" \
     pyproject.toml requirements-torch.in \
-    --extra test --extra server --extra examples --no-emit-package swarmai
+    --extra test --extra server --extra examples --extra s3 --no-emit-package swarmai
 }
 
 # --- image locks -----------------------------------------------------------

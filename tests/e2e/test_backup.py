@@ -6,8 +6,9 @@ restored -> every version, alias and tag is back and, deployed, every server
 (the canary's too) serves the version it served before; a second backup of the
 restored stack holds the same artifacts, byte for byte (sha256) -> restoring
 over the non-empty registry without --replace exits 2 and changes nothing, and
-so does a corrupt snapshot -> with --replace it is re-run over the live stack,
-which keeps serving the same versions.
+so does a corrupt snapshot -> a snapshot made into another S3 bucket (its own
+SeaweedFS) is restored from there with --replace over the live stack, which keeps
+serving the same versions.
 """
 
 from __future__ import annotations
@@ -189,12 +190,72 @@ def test_restore_refuses_a_non_empty_registry_and_a_corrupt_snapshot(
     assert _registry(stack).summary() == registered
 
 
-def test_restore_with_replace_is_safe_to_run_again_on_a_live_stack(
-        deployed: dict[str, Any]) -> None:
-    stack, root = deployed["stack"], deployed["root"]
-    snapshot = next((root / "backups").glob(f"{NAME}-*"))
+@pytest.fixture(scope="module")
+def other_s3(tmp_path_factory: pytest.TempPathFactory, docker_cli: str,
+             offline_images: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """Another S3 server (swarmai's SeaweedFS image, alone, on 127.0.0.1) with an empty
+    bucket ``backups``, and an AWS credentials file for it."""
+    import secrets
+    import time
+
+    from minio import Minio
+
+    files = tmp_path_factory.mktemp("other-s3")
+    access, secret = f"bk{secrets.token_hex(6)}", secrets.token_urlsafe(24)
+    identities = files / "s3.json"
+    identities.write_text(json.dumps({"identities": [{
+        "name": "backups", "credentials": [{"accessKey": access, "secretKey": secret}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    keys = files / "credentials"
+    keys.write_text(f"[default]\naws_access_key_id = {access}\n"
+                    f"aws_secret_access_key = {secret}\n")
+    keys.chmod(0o600)
+    identities.chmod(0o644)  # read by the container's user
+    started = subprocess.run(
+        [docker_cli, "run", "-d", "--rm", "-p", "127.0.0.1::8333", "--tmpfs", "/data",
+         "-v", f"{identities}:/etc/swarmai/s3.json:ro", offline_images["seaweedfs"],
+         "server", "-dir=/data", "-master.volumeSizeLimitMB=64", "-volume.max=0", "-s3",
+         "-s3.port=8333", "-s3.config=/etc/swarmai/s3.json"],
+        capture_output=True, text=True, check=True, timeout=60)
+    container = started.stdout.strip()
+    try:
+        port = subprocess.run([docker_cli, "port", container, "8333/tcp"], capture_output=True,
+                              text=True, check=True).stdout.split(":")[-1].strip()
+        client = Minio(f"127.0.0.1:{port}", access_key=access, secret_key=secret,
+                       secure=False, region="us-east-1")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.make_bucket("backups")
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "the S3 server did not start in 60 s"
+                time.sleep(1)
+        yield {"endpoint": f"http://127.0.0.1:{port}", "keys": keys, "client": client}
+    finally:
+        subprocess.run([docker_cli, "rm", "-f", container], capture_output=True, check=False)
+
+
+def test_a_snapshot_in_another_s3_bucket_restores_over_the_live_stack_with_replace(
+        deployed: dict[str, Any], other_s3: dict[str, Any]) -> None:
+    stack = deployed["stack"]
     served = _served(stack)
-    again = swarmai("restore", str(stack), str(snapshot), "--offline", "--replace")
+    remote = ["--s3-endpoint", other_s3["endpoint"], "--s3-credentials", str(other_s3["keys"])]
+    made = swarmai("backup", str(stack), "s3://backups/nightly", "--offline", *remote)
+    assert made.returncode == 0, made.stderr
+    uri = made.stdout.strip().splitlines()[-1]
+    assert uri.startswith(f"s3://backups/nightly/{NAME}-"), uri
+    prefix = uri.removeprefix("s3://backups/") + "/"
+    keys = {o.object_name for o in other_s3["client"].list_objects(
+        "backups", prefix=prefix, recursive=True)}
+    assert prefix + "manifest.json" in keys and prefix + "registry.dump" in keys
+    # Over a registry with models: the snapshot is downloaded and checked, then loaded;
+    # a re-run over a live stack changes nothing it serves.
+    again = swarmai("restore", str(stack), uri, "--offline", "--replace", *remote)
     assert again.returncode == 0, again.stderr
     assert all(f"restarted model-{model}" in again.stdout for model in MODELS)
     assert _served(stack) == served
+    cut_short = swarmai("restore", str(stack), f"s3://backups/nightly/{NAME}-none",
+                        "--offline", "--replace", *remote)
+    assert cut_short.returncode == 2, cut_short.stderr
+    assert "not a snapshot" in cut_short.stderr
