@@ -7,9 +7,11 @@ promotion each paid it.  These calls are a handful of MLflow's REST endpoints
 (``mlflow.protos``' ModelRegistryService and MlflowService), so this client
 makes them with the standard library and answers as ``mlflow.MlflowClient``'s
 methods of the same names do, as far as swarmai's callers (duck-typed:
-:mod:`swarmai.incontainer.resolve`, ``registry_ops``) read them.  Pushing,
-pre-flight and requirements still use mlflow: they log, download and load
-models.  tests/incontainer/registry_ops/test_mlflow_rest.py holds the two
+:mod:`swarmai.incontainer.resolve`, ``registry_ops``) read them.  It also
+reads one small file of a version's artifacts when the server proxies them
+(``mlflow-artifacts:``, as every stack's MLflow does): the requirements read
+before each deploy.  Pushing and pre-flight still use mlflow: they log,
+download and load models.  tests/incontainer/registry_ops/test_mlflow_rest.py holds the two
 clients to the same answers against a real ``mlflow server``.
 """
 
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _API = "/api/2.0/mlflow"
+_ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
+_PROXIED_SCHEME = "mlflow-artifacts"
 # What MLflow's own client retries (mlflow.utils.rest_utils), with a shorter
 # back-off: these calls are small, and a deploy is waiting.
 _TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
@@ -39,6 +43,11 @@ class RestError(Exception):
         self.error_code = error_code
         self.message = f"{error_code}: {message}"
         super().__init__(self.message)
+
+
+class NotProxied(Exception):
+    """The version's artifacts are not served by the tracking server (an ``s3://``
+    root, say): reading them needs mlflow's own artifact repositories."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,8 @@ class RestClient:
     """MLflow at ``tracking_uri`` (http or https), for the calls listed above."""
 
     def __init__(self, tracking_uri: str) -> None:
-        self._base = tracking_uri.rstrip("/") + _API
+        self.tracking_uri = tracking_uri.rstrip("/")
+        self._base = self.tracking_uri + _API
 
     def get_registered_model(self, name: str) -> RegisteredModel:
         return _registered_model(self._get("registered-models/get", name=name)
@@ -109,6 +119,24 @@ class RestClient:
         metrics = self._get("runs/get", run_id=run_id)["run"].get("data", {}).get("metrics", [])
         return Run(RunData({str(m["key"]): float(m["value"]) for m in metrics}))
 
+    def get_model_version_download_uri(self, name: str, version: str) -> str:
+        return str(self._get("model-versions/get-download-uri", name=name,
+                             version=str(version))["artifact_uri"])
+
+    def read_version_file(self, name: str, version: str, filename: str) -> str | None:
+        """``filename`` of the version's artifacts as text; None when it has none.
+        NotProxied when the server does not serve the version's artifacts."""
+        location = urllib.parse.urlparse(self.get_model_version_download_uri(name, version))
+        if location.scheme != _PROXIED_SCHEME:
+            raise NotProxied(location.geturl())
+        path = urllib.parse.quote(f"{location.path.strip('/')}/{filename}")
+        try:
+            return _fetch(urllib.request.Request(f"{self.tracking_uri}{_ARTIFACTS_API}/{path}"))
+        except RestError as error:
+            if error.error_code in ("404", "RESOURCE_DOES_NOT_EXIST"):
+                return None
+            raise
+
     # --- HTTP --------------------------------------------------------------------------
 
     def _get(self, endpoint: str, **query: str) -> dict[str, Any]:
@@ -133,6 +161,16 @@ class RestClient:
 
 def _request(request: urllib.request.Request) -> dict[str, Any]:
     """The answer's JSON; RestError for MLflow's errors, after retrying transient ones."""
+    answer: dict[str, Any] = json.loads(_body(request) or b"{}")
+    return answer
+
+
+def _fetch(request: urllib.request.Request) -> str:
+    """The answer as text (a file's content), retried as :func:`_request` is."""
+    return _body(request).decode("utf-8", errors="replace")
+
+
+def _body(request: urllib.request.Request) -> bytes:
     for pause in _BACKOFF_S:
         try:
             return _answer(request)
@@ -148,10 +186,10 @@ def _request(request: urllib.request.Request) -> dict[str, Any]:
         raise _rest_error(error) from None
 
 
-def _answer(request: urllib.request.Request) -> dict[str, Any]:
+def _answer(request: urllib.request.Request) -> bytes:
     with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
-        answer: dict[str, Any] = json.loads(response.read() or b"{}")
-    return answer
+        body: bytes = response.read()
+    return body
 
 
 def _rest_error(error: urllib.error.HTTPError) -> RestError:

@@ -2,7 +2,7 @@
 
 The server is swarmai's offline MLflow image, alone (SQLite, artifacts in the
 container), published on 127.0.0.1.  Every look-up a registry operation makes
-over HTTP (check, list, describe) is run with :class:`RestClient` and with
+over HTTP (check, list, describe, requirements) is run with :class:`RestClient` and with
 ``mlflow.MlflowClient`` and must agree, errors included; moves made with one
 are read with the other; the operations that use it import no mlflow.
 (tests/incontainer/registry_ops/test_mlflow_rest.py: retries and refusals.)
@@ -23,7 +23,7 @@ import pytest
 
 from swarmai import modeluri
 from swarmai.incontainer.mlflow_rest import RestClient
-from swarmai.incontainer.registry_ops import aliases, versions
+from swarmai.incontainer.registry_ops import aliases, requirements, versions
 
 pytestmark = pytest.mark.e2e
 
@@ -86,9 +86,12 @@ def server(docker_cli: str, offline_images: dict[str, str]) -> Iterator[str]:
 
 
 def _mlflow(uri: str) -> Any:
-    from mlflow import MlflowClient
+    """mlflow's client, as registry_ops.client_for makes it (artifact reads follow
+    the global tracking URI, not the client's)."""
+    import mlflow
 
-    return MlflowClient(tracking_uri=uri)
+    mlflow.set_tracking_uri(uri)
+    return mlflow.MlflowClient()
 
 
 def test_check_list_and_describe_answer_as_mlflow_does(server: str) -> None:
@@ -104,6 +107,17 @@ def test_check_list_and_describe_answer_as_mlflow_does(server: str) -> None:
     assert checked["models:/scaler@production"].canary == "2"
     assert "RESOURCE_DOES_NOT_EXIST" in str(checked["models:/nobody@production"].error)
     assert aliases.describe(rest, "scaler", [])["versions"]["2"]["metrics"] == {"accuracy": 0.9}
+
+
+def test_requirements_are_read_as_mlflow_reads_them(server: str) -> None:
+    rest, real = RestClient(server), _mlflow(server)
+    uris = ["models:/scaler/1", "models:/scaler/2", "models:/other/1"]
+    read = [r.as_dict() for r in requirements.requirements(rest, uris)]
+    assert read == [r.as_dict() for r in requirements.requirements(real, uris)]
+    assert all(r["recorded"] and any(line.startswith("mlflow") for line in r["lines"])
+               for r in read), read
+    with pytest.raises(Exception, match="RESOURCE_DOES_NOT_EXIST"):
+        requirements.requirements(rest, ["models:/scaler/9"])
 
 
 def test_moves_and_tags_made_over_rest_are_what_mlflow_reads(server: str) -> None:
@@ -125,6 +139,8 @@ def test_lookup_operations_import_no_mlflow(server: str) -> None:
              "from swarmai.incontainer.registry_ops.__main__ import main\n"
              "with contextlib.redirect_stdout(io.StringIO()):\n"
              "    code = main(['--tracking-uri', sys.argv[1], 'describe', 'scaler'])\n"
+             "    code += main(['--tracking-uri', sys.argv[1], 'requirements',\n"
+             "                  'models:/scaler/1'])\n"
              "print(code, 'mlflow' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe, server], capture_output=True,
                           text=True, timeout=120, check=True,

@@ -70,9 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-# Commands that only look up and move aliases and tags: over MLflow's REST API
-# when it is served over HTTP (as in every stack), without importing mlflow.
-_LOOKUPS = frozenset({"check", "list", "describe", "move-alias", "tag"})
+# Commands that only look up and move aliases and tags, or read a version's
+# requirements: over MLflow's REST API when it is served over HTTP (as in every
+# stack), without importing mlflow.
+_LOOKUPS = frozenset({"check", "list", "describe", "move-alias", "tag", "requirements"})
 
 
 def client_for(command: str, tracking_uri: str) -> Any:
