@@ -77,8 +77,8 @@ for args in json.load(sys.stdin):
         sys.argv = ["swarmai", *args]
         try:
             main()
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
+        except SystemExit as exit_:  # as the interpreter maps it: None is 0, text is 1
+            code = 0 if exit_.code is None else exit_.code if isinstance(exit_.code, int) else 1
         except BaseException:
             traceback.print_exc()
             code = 1

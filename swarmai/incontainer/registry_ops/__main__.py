@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from swarmai.incontainer.mlflow_rest import RestClient
 from swarmai.incontainer.registry_ops import aliases, requirements, summary, versions
 from swarmai.incontainer.resolve import RegistryError
 
@@ -70,11 +71,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> Any:
+# Commands that only look up and move aliases and tags, or read a version's
+# requirements: over MLflow's REST API when it is served over HTTP (as in every
+# stack), without importing mlflow.
+_LOOKUPS = frozenset({"check", "list", "describe", "move-alias", "tag", "requirements"})
+
+
+def client_for(command: str, tracking_uri: str) -> Any:
+    """The client ``command`` needs: mlflow's own to log, download or load models
+    (and for a file store), else the light REST client (mlflow_rest)."""
+    if command in _LOOKUPS and tracking_uri.startswith(("http://", "https://")):
+        return RestClient(tracking_uri)
     import mlflow
 
-    mlflow.set_tracking_uri(args.tracking_uri)
-    client = mlflow.MlflowClient()
+    mlflow.set_tracking_uri(tracking_uri)
+    return mlflow.MlflowClient()
+
+
+def _run(args: argparse.Namespace) -> Any:
+    client = client_for(args.command, args.tracking_uri)
     if args.command == "check":
         return [r.as_dict() for r in versions.check(client, args.uris)]
     if args.command == "push":

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from swarmai.incontainer.mlflow_rest import NotProxied, RestClient
 from swarmai.incontainer.resolve import RegistryError, parse_uri
 
 REQUIREMENTS_FILE = "requirements.txt"
@@ -34,8 +35,6 @@ def requirements(client: Any, uris: list[str]) -> list[Requirements]:
 
 
 def _one(client: Any, uri: str) -> Requirements:
-    import mlflow
-
     parsed = parse_uri(uri)
     if parsed.version is None:
         raise RegistryError(f"{uri}: name a version (models:/NAME/VERSION), not an alias")
@@ -44,16 +43,33 @@ def _one(client: Any, uri: str) -> Requirements:
     except Exception as error:
         raise RegistryError(f"{uri}: {error}") from None
     try:
-        listed = {Path(a.path).name for a in mlflow.artifacts.list_artifacts(artifact_uri=uri)}
-        if REQUIREMENTS_FILE not in listed:
-            # A model pushed as a bare directory may have no requirements file:
-            # it then needs nothing beyond the server image.
-            return Requirements(uri, [], recorded=False)
-        with tempfile.TemporaryDirectory(prefix="swarmai-requirements-") as tmp:
-            path = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{uri}/{REQUIREMENTS_FILE}", dst_path=tmp)
-            text = Path(path).read_text("utf-8", errors="replace")
+        text = _read(client, uri, parsed.name, str(parsed.version))
     except Exception as error:
         raise RegistryError(f"{uri}: its {REQUIREMENTS_FILE} cannot be read: {error}") from None
+    if text is None:
+        # A model pushed as a bare directory may have no requirements file:
+        # it then needs nothing beyond the server image.
+        return Requirements(uri, [], recorded=False)
     return Requirements(uri, [line.strip() for line in text.splitlines() if line.strip()],
                         recorded=True)
+
+
+def _read(client: Any, uri: str, name: str, version: str) -> str | None:
+    """The version's requirements.txt, None when it has none: over REST when the
+    tracking server serves the artifacts, else with mlflow's artifact repositories."""
+    if isinstance(client, RestClient):
+        try:
+            return client.read_version_file(name, version, REQUIREMENTS_FILE)
+        except NotProxied:
+            import mlflow
+
+            mlflow.set_tracking_uri(client.tracking_uri)
+    import mlflow
+
+    listed = {Path(a.path).name for a in mlflow.artifacts.list_artifacts(artifact_uri=uri)}
+    if REQUIREMENTS_FILE not in listed:
+        return None
+    with tempfile.TemporaryDirectory(prefix="swarmai-requirements-") as tmp:
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{uri}/{REQUIREMENTS_FILE}", dst_path=tmp)
+        return Path(path).read_text("utf-8", errors="replace")

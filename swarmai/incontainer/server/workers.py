@@ -87,7 +87,9 @@ class Supervisor:
             _mark_dead(pid)
             code = os.waitstatus_to_exitcode(status)
             if self._stopping is not None:
-                failed = failed or code != 0
+                # Killed by the very signal passed on: a worker still starting
+                # (no handler yet, so it had accepted no request) stopped as asked.
+                failed = failed or code not in (0, -self._stopping)
                 continue
             log.error("worker %d exited with %d; starting another", pid, code)
             self._back_off(time.monotonic() - started)

@@ -27,8 +27,10 @@ case "$SWARMAI_S3_BACKEND" in
     umask 077
     printf '{"identities":[{"name":"swarmai","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}\n' \
       "$access" "$secret" > /tmp/s3.json
+    # preStopSeconds: a volume server alone with its master has no peer to let
+    # writes drain to first; the default 10 s wait only delays every stop.
     exec weed server -dir=/data -master.volumeSizeLimitMB=1024 -volume.max=0 \
-      -s3 -s3.port=8333 -s3.config=/tmp/s3.json ;;
+      -volume.preStopSeconds=0 -s3 -s3.port=8333 -s3.config=/tmp/s3.json ;;
   minio)
     export MINIO_ROOT_USER="$access" MINIO_ROOT_PASSWORD="$secret"
     exec minio server /data --address :9000 --console-address 127.0.0.1:9001 ;;
