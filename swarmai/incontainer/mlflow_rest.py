@@ -11,7 +11,7 @@ methods of the same names do, as far as swarmai's callers (duck-typed:
 reads one small file of a version's artifacts when the server proxies them
 (``mlflow-artifacts:``, as every stack's MLflow does): the requirements read
 before each deploy.  Pushing and pre-flight still use mlflow: they log,
-download and load models.  tests/incontainer/registry_ops/test_mlflow_rest.py holds the two
+download and load models.  tests/e2e/test_mlflow_rest.py holds the two
 clients to the same answers against a real ``mlflow server``.
 """
 

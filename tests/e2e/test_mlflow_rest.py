@@ -5,7 +5,7 @@ container), published on 127.0.0.1.  Every look-up a registry operation makes
 over HTTP (check, list, describe, requirements) is run with :class:`RestClient` and with
 ``mlflow.MlflowClient`` and must agree, errors included; moves made with one
 are read with the other; the operations that use it import no mlflow.
-(tests/incontainer/registry_ops/test_mlflow_rest.py: retries and refusals.)
+(tests/incontainer/registry_ops/test_rest_client_http.py: retries and refusals.)
 """
 
 from __future__ import annotations
