@@ -61,10 +61,11 @@ def _read(client: Any, uri: str, name: str, version: str) -> str | None:
         try:
             return client.read_version_file(name, version, REQUIREMENTS_FILE)
         except NotProxied:
-            import mlflow
-
-            mlflow.set_tracking_uri(client.tracking_uri)
+            pass
     import mlflow
+
+    if isinstance(client, RestClient):  # mlflow's client would have set it already
+        mlflow.set_tracking_uri(client.tracking_uri)
 
     listed = {Path(a.path).name for a in mlflow.artifacts.list_artifacts(artifact_uri=uri)}
     if REQUIREMENTS_FILE not in listed:
