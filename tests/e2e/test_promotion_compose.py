@@ -115,7 +115,7 @@ def test_promote_rollback_and_canary_on_compose_fail_no_request(
         failed, load, after = _under_load("promote", str(stack), "scorer", "--to", "production",
                                           "--version", "3", *flags)
         assert failed.returncode == 1, failed.stdout + failed.stderr
-        assert "@production is back at version 2" in failed.stderr
+        assert "@production is back at version 2" in failed.stderr, failed.stderr
         assert "Traceback" not in failed.stderr
         assert load["failed"] == 0, load
         assert set(load["versions"]) == {"2"}, load
