@@ -18,7 +18,9 @@ built ``FROM`` the offline image (the server binaries that really run) and carri
 what swarmai reads from the image it stands for: the official Postgres image's
 ``PG_MAJOR`` environment variable and a tag in its style; a Postgres 16 claim as
 ``PG_MAJOR``/``POSTGRES_MAJOR`` (what the offline entrypoint checks against the
-data directory); an MLflow release as swarmai's version label.  They are named
+data directory); an MLflow release as swarmai's version label and, as a real next
+release would, one schema migration past the offline release's newest (an empty
+one), so that its database is really behind.  They are named
 under ``e2eup/`` rather than under the real names, so that nobody else on this
 shared engine finds a fake "official" image, and removed at the end.
 """
@@ -65,17 +67,44 @@ models:
     return path
 
 
+# The next release's one migration: an empty step past the offline release's head.
+NEXT_MIGRATION = """\
+import importlib.util, pathlib, re
+package = importlib.util.find_spec("mlflow").submodule_search_locations[0]
+versions = pathlib.Path(package) / "store" / "db_migrations" / "versions"
+revisions, parents = set(), set()
+for path in versions.glob("*.py"):
+    text = path.read_text(encoding="utf-8")
+    found = re.search(r'^revision = "(\\w+)"', text, re.MULTILINE)
+    if found:
+        revisions.add(found.group(1))
+        down = re.search(r"^down_revision = (.*)$", text, re.MULTILINE)
+        parents.update(re.findall(r'"(\\w+)"', down.group(1) if down else ""))
+(head,) = revisions - parents
+(versions / "e2eup0000001_next_release.py").write_text(
+    f'revision = "e2eup0000001"\\ndown_revision = "{head}"\\n'
+    "branch_labels = None\\ndepends_on = None\\n\\n"
+    "def upgrade():\\n    pass\\n\\ndef downgrade():\\n    pass\\n")
+"""
+
+
 @pytest.fixture(scope="module")
-def stand_ins(offline_images: dict[str, str], docker_cli: str) -> Iterator[None]:
-    """The stand-in images (see the module's docstring), built in a second each."""
+def stand_ins(offline_images: dict[str, str], docker_cli: str,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The stand-in images (see the module's docstring), built in seconds each."""
+    context = tmp_path_factory.mktemp("stand-ins")
+    (context / "next_migration.py").write_text(NEXT_MIGRATION)
     dockerfiles = {
         DEFAULT_PG: f"FROM {offline_images['postgres']}\nENV PG_MAJOR=15\n",
         PG16: f"FROM {offline_images['postgres']}\nENV PG_MAJOR=16 POSTGRES_MAJOR=16\n",
         NEXT_MLFLOW: f"FROM {offline_images['mlflow']}\n"
-                     "LABEL org.opencontainers.image.version=3.18.0\n",
+                     "LABEL org.opencontainers.image.version=3.18.0\n"
+                     "COPY next_migration.py /tmp/\n"
+                     "RUN python3 /tmp/next_migration.py && rm /tmp/next_migration.py\n",
     }
     for tag, dockerfile in dockerfiles.items():
-        subprocess.run([docker_cli, "build", "-q", "-t", tag, "-"], input=dockerfile,
+        (context / "Dockerfile").write_text(dockerfile)
+        subprocess.run([docker_cli, "build", "-q", "-t", tag, str(context)],
                        text=True, check=True, capture_output=True)
     yield
     subprocess.run([docker_cli, "image", "rm", *dockerfiles], check=False, capture_output=True)
@@ -185,9 +214,11 @@ def test_switching_registry_images(tmp_path: Path, stand_ins: None,
     assert "mlflow: MLflow 3.17.2 -> MLflow 3.18.0" in upgraded.stderr
     assert _services()[f"{NAME}_mlflow"] == NEXT_MLFLOW
     assert _serves(models) == ["churn/1"]
-    # Its entrypoint ran `mlflow db upgrade` on the existing database (the server
-    # alone says nothing of the kind on a current schema).
-    assert "Updating database tables" in _mlflow_log()
+    # Its entrypoint found the database behind and ran `mlflow db upgrade` on it
+    # (the server alone says nothing of the kind on an existing schema).
+    log = _mlflow_log()
+    assert "swarmai: the database schema is behind: mlflow db upgrade" in log, log
+    assert "Updating database tables" in log, log
 
     removed = swarmai("rm", str(offline), "--volumes")
     assert removed.returncode == 0, removed.stderr
