@@ -69,19 +69,12 @@ models:
 
 # The next release's one migration: an empty step past the offline release's head.
 NEXT_MIGRATION = """\
-import importlib.util, pathlib, re
+import importlib.util, pathlib
+from alembic.script import ScriptDirectory
 package = importlib.util.find_spec("mlflow").submodule_search_locations[0]
-versions = pathlib.Path(package) / "store" / "db_migrations" / "versions"
-revisions, parents = set(), set()
-for path in versions.glob("*.py"):
-    text = path.read_text(encoding="utf-8")
-    found = re.search(r'^revision = "(\\w+)"', text, re.MULTILINE)
-    if found:
-        revisions.add(found.group(1))
-        down = re.search(r"^down_revision = (.*)$", text, re.MULTILINE)
-        parents.update(re.findall(r'"(\\w+)"', down.group(1) if down else ""))
-(head,) = revisions - parents
-(versions / "e2eup0000001_next_release.py").write_text(
+migrations = pathlib.Path(package) / "store" / "db_migrations"
+head = ScriptDirectory(str(migrations)).get_current_head()
+(migrations / "versions" / "e2eup0000001_next_release.py").write_text(
     f'revision = "e2eup0000001"\\ndown_revision = "{head}"\\n'
     "branch_labels = None\\ndepends_on = None\\n\\n"
     "def upgrade():\\n    pass\\n\\ndef downgrade():\\n    pass\\n")
