@@ -39,7 +39,7 @@ from swarmai.incontainer.server.config import Settings
 from swarmai.incontainer.server.loader import LoadedModel, ModelLoader, parse_model_uri
 from swarmai.incontainer.server.metrics import Metrics
 from swarmai.incontainer.server.predicting import Predictions
-from swarmai.incontainer.server.state import ModelHolder
+from swarmai.incontainer.server.state import ModelHolder, freeze_heap
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("swarmai.access")
@@ -57,13 +57,17 @@ class ModelServer:
     """One model behind one ASGI app; ``app`` is what uvicorn runs."""
 
     def __init__(
-        self, settings: Settings, loader: ModelLoader, *, max_retry_delay_s: float = 30.0
+        self, settings: Settings, loader: ModelLoader, *, max_retry_delay_s: float = 30.0,
+        freeze_after_load: bool = False,
     ) -> None:
         self.settings = settings
         self.model_name = settings.model_name or parse_model_uri(settings.model_uri).name
         self.metrics = Metrics()
+        # The freeze is process-wide: the runner asks for it, tests that build
+        # many servers in one process do not.
         self.holder = ModelHolder(
-            loader, max_retry_delay_s=max_retry_delay_s, on_loaded=self._on_loaded
+            loader, max_retry_delay_s=max_retry_delay_s, on_loaded=self._on_loaded,
+            settle=freeze_heap if freeze_after_load else None,
         )
         self.batcher = Batcher(
             self._predict,

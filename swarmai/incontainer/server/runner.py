@@ -69,7 +69,8 @@ def serve(settings: Settings, loader: ModelLoader | None = None) -> int:
 def _serve_one(settings: Settings, loader: ModelLoader | None,
                sockets: list[socket.socket] | None) -> int:
     """One server process: on its own port, or on ``sockets`` bound by the parent."""
-    model_server = ModelServer(settings, loader or mlflow_loader(settings))
+    model_server = ModelServer(settings, loader or mlflow_loader(settings),
+                               freeze_after_load=True)
     config = uvicorn.Config(
         model_server.app,
         host=settings.host,

@@ -179,6 +179,31 @@ def test_a_failed_load_is_retried(start: Any, fakes: Any, model: Any) -> None:
     assert len(attempts) == 3
 
 
+def test_the_heap_is_settled_after_the_load_and_before_the_model_is_served(fakes: Any) -> None:
+    from swarmai.incontainer.server.state import ModelHolder
+
+    seen: list[object] = []
+    holder = ModelHolder(fakes.loader_for(fakes.DoublingModel()),
+                         settle=lambda: seen.append(holder.loaded))
+    holder.start()
+    holder.join(5)
+    assert seen == [None]  # settled once, while nothing was served yet
+    assert holder.loaded is not None
+
+
+def test_freeze_heap_exempts_what_is_alive_from_the_collector() -> None:
+    import gc
+
+    from swarmai.incontainer.server.state import freeze_heap
+
+    before = gc.get_freeze_count()
+    try:
+        freeze_heap()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()  # this pytest process goes on creating and dropping servers
+
+
 def test_draining_fails_readiness_but_still_answers(start: Any, fakes: Any) -> None:
     # A request that reaches a draining server was sent by a gateway that has
     # not noticed the shutdown yet: refusing it would fail a client's request.
