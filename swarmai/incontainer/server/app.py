@@ -32,8 +32,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
-from swarmai.incontainer.server.asgi import BodyLimit, ModelHeaders
+from swarmai.incontainer.server.asgi import BodyLimit, ModelHeaders, Shortcut
 from swarmai.incontainer.server.batching import Batcher
 from swarmai.incontainer.server.config import Settings
 from swarmai.incontainer.server.loader import LoadedModel, ModelLoader, parse_model_uri
@@ -125,30 +126,28 @@ class ModelServer:
             self.holder.stop()
             await self.batcher.stop()
 
-    def _build_app(self) -> Starlette:
+    def _build_app(self) -> ASGIApp:
         routes = [("/healthz", "GET", self._healthz), ("/readyz", "GET", self._readyz),
                   ("/v1/models", "GET", self._models), ("/metrics", "GET", self._metrics),
                   *((path, "POST", self.predictions.endpoint) for path in sorted(PREDICT_PATHS))]
-        app: Starlette
+        framework: Starlette
         if self.settings.docs:
             # Imported here: FastAPI (and pydantic) cost a second of start-up.
             from fastapi import FastAPI
 
-            app = FastAPI(title=f"swarmai model server: {self.model_name}",
-                          lifespan=self._lifespan)
+            framework = FastAPI(title=f"swarmai model server: {self.model_name}",
+                                lifespan=self._lifespan)
             for path, method, endpoint in routes:
-                app.add_api_route(path, endpoint, methods=[method])
+                framework.add_api_route(path, endpoint, methods=[method])
         else:
-            app = Starlette(lifespan=self._lifespan, routes=[
+            framework = Starlette(lifespan=self._lifespan, routes=[
                 Route(path, endpoint, methods=[method]) for path, method, endpoint in routes])
-        # The last added runs first: headers and metrics see the 413s too.
-        app.add_middleware(
-            BodyLimit,
-            max_bytes=self.settings.max_body_bytes,
-            on_reject=self.metrics.rejected.labels("too_large").inc,
-        )
-        app.add_middleware(ModelHeaders, headers=self._headers, on_response=self._observe)
-        return app
+        # Outermost first: headers and metrics see every response, the 413s too.
+        app: ASGIApp = Shortcut(framework, {("POST", path): self.predictions.endpoint
+                                            for path in PREDICT_PATHS})
+        app = BodyLimit(app, max_bytes=self.settings.max_body_bytes,
+                        on_reject=self.metrics.rejected.labels("too_large").inc)
+        return ModelHeaders(app, headers=self._headers, on_response=self._observe)
 
     def _headers(self) -> dict[str, str]:
         return {NAME_HEADER: self.model_name, VERSION_HEADER: self.version}

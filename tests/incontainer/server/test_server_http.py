@@ -252,3 +252,32 @@ def test_the_server_imports_no_fastapi_unless_docs_are_asked_for() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_prediction_shortcut_answers_an_escaped_error_with_a_logged_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse, Response
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from swarmai.incontainer.server.asgi import Shortcut
+
+    async def broken(_request: Request) -> Response:
+        raise RuntimeError("a bug below the endpoint's own error handling")
+
+    async def other(_request: Request) -> Response:
+        return PlainTextResponse("framework")
+
+    app = Shortcut(Starlette(routes=[Route("/other", other), Route("/p", other)]),
+                   {("POST", "/p"): broken})
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post("/p", json={})
+        assert response.status_code == 500
+        assert response.json() == {"error": "internal server error"}
+        assert "a bug below" in caplog.text  # the operator gets the traceback
+        # Other methods and paths still go through the framework's routing.
+        assert client.get("/p").text == "framework"
+        assert client.get("/other").text == "framework"
