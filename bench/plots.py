@@ -43,6 +43,7 @@ def latency_vs_concurrency(rows: Sequence[dict[str, Any]], path: Path) -> Path:
         axes.set_xlabel("concurrent connections")
         axes.grid(True, alpha=0.3)
     latency.set_yscale("log")
+    throughput.set_yscale("log")  # the HTTP floor is tens of times the servers
     latency.set_ylabel("latency (ms)")
     throughput.set_ylabel("requests/s")
     latency.legend(fontsize=7)
