@@ -123,11 +123,16 @@ def _running_tasks() -> set[str]:
     return {t["ID"] for t in api.tasks(filters={"service": services, "desired-state": "running"})}
 
 
-def _mlflow_log() -> str:
-    """What the running MLflow task's container wrote."""
+def _mlflow_log(image: str) -> str:
+    """What the running MLflow container of ``image`` wrote.
+
+    By image: the task it replaced may still be shutting down when the deploy
+    returns (its container runs until MLflow has stopped), as seen on a full run.
+    """
     api = Engine.from_env().api
-    running = api.containers(filters={"label": f"com.docker.swarm.service.name={NAME}_mlflow"})
-    assert len(running) == 1, running
+    listed = api.containers(filters={"label": f"com.docker.swarm.service.name={NAME}_mlflow"})
+    running = [c for c in listed if c["Image"].split("@")[0] == image]
+    assert len(running) == 1, listed
     return bytes(api.logs(running[0]["Id"], stdout=True, stderr=True)).decode()
 
 
@@ -209,7 +214,7 @@ def test_switching_registry_images(tmp_path: Path, stand_ins: None,
     assert _serves(models) == ["churn/1"]
     # Its entrypoint found the database behind and ran `mlflow db upgrade` on it
     # (the server alone says nothing of the kind on an existing schema).
-    log = _mlflow_log()
+    log = _mlflow_log(NEXT_MLFLOW)
     assert "swarmai: the database schema is behind: mlflow db upgrade" in log, log
     assert "Updating database tables" in log, log
 
