@@ -113,7 +113,6 @@ class ModelHolder:
             return
 
 
-
 def freeze_heap() -> None:
     """Exempt everything alive now (libraries, the model) from the cyclic GC.
 
