@@ -33,4 +33,6 @@ log "pytest"
 # Unbuffered: if CI's clock runs out, its log still shows how far the run got.
 export PYTHONUNBUFFERED=1
 # Every test must run: a skipped one fails the run (tests/conftest.py).
-SWARMAI_NO_SKIPS=1 pytest -q -p no:cacheprovider --durations=40 "$@"
+# Two workers: the host engine's e2e tests, in file order, on one; the cluster's
+# e2e tests and the unit tests on the other (the scheduler: tests/conftest.py).
+SWARMAI_NO_SKIPS=1 pytest -q -p no:cacheprovider --durations=40 -n 2 "$@"

@@ -8,6 +8,7 @@ import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -38,6 +39,8 @@ def write_stack(tmp_path: Path) -> Callable[..., Path]:
 
 
 E2E = REPO / "tests" / "e2e"
+# e2e modules that use engines of their own, not the host's (scripts/cluster.sh).
+OWN_ENGINES = {"tests/e2e/test_cluster.py": "cluster"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -60,3 +63,29 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for report in skipped:
             reporter.write_line(f"SKIPPED (not allowed with SWARMAI_NO_SKIPS=1): {report.nodeid}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def engine_group(nodeid: str) -> str | None:
+    """The engine a test uses, for the tests that use one; None for the rest."""
+    path = nodeid.split("::", 1)[0]
+    if path in OWN_ENGINES:
+        return OWN_ENGINES[path]
+    return "host-engine" if path.startswith("tests/e2e/") else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `pytest -n N` (scripts/test.sh: 2), each engine's e2e tests run on one
+    worker, one after another in file order: they share its stacks' ports and several
+    check that a stack leaves the engine as found.  The host engine's and the
+    cluster's run side by side; the unit tests fill in around them.
+
+    A scheduler of our own because xdist's `--dist loadgroup` does not group under
+    pytest 9 (it renames `item._nodeid`, which pytest 9 no longer reads)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByEngine(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return engine_group(nodeid) or nodeid
+
+    return ByEngine(config, log)

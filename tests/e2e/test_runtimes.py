@@ -54,13 +54,14 @@ MISSING_OP = "swarmai_e2e::missing_op"
 SCRIPT_LINEAR = """
 import json, sys, torch
 spec = json.loads(sys.argv[1])
+out = sys.argv[2] if len(sys.argv) > 2 else "/out"
 model = torch.nn.Linear(3, 2)
 with torch.no_grad():
     model.weight.copy_(torch.tensor(spec["weight"]))
     model.bias.copy_(torch.tensor(spec["bias"]))
 scripted = torch.jit.script(model)
-torch.jit.save(scripted, "/out/linear.pt")
-loaded = torch.jit.load("/out/linear.pt")
+torch.jit.save(scripted, f"{out}/linear.pt")
+loaded = torch.jit.load(f"{out}/linear.pt")
 print(json.dumps(loaded(torch.tensor(spec["rows"])).tolist()))
 """
 
