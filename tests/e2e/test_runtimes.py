@@ -208,6 +208,15 @@ def _check_predictions(target: Target, models: Models, dense: str) -> None:
     assert body["predictions"] == [int(v) for v in models.iris_model.predict(frame)]
 
 
+def _check_array_path(target: Target) -> None:
+    """The iris model (plain scikit-learn, fitted on IRIS_COLUMNS) answered the
+    prediction above on the server's array path: its load said it would."""
+    api = Engine.from_env().api
+    for container in _containers(target, "model-iris"):
+        logs = api.logs(container).decode(errors="replace")
+        assert "numeric tables of its own columns skip pandas" in logs, logs[-2000:]
+
+
 def _status(stack: Path, target: Target) -> dict[str, dict[str, Any]]:
     result = swarmai("status", str(stack), *target.flags, "--output", "json")
     assert result.returncode == 0, result.stderr
@@ -309,6 +318,7 @@ def _lifecycle(tmp_path: Path, target: Target, models: Models, standin: str) -> 
         assert started.returncode == 0, started.stdout + started.stderr
         _check_predictions(target, models, "dense_v1")
         assert _versions(stack, target) == {"dense": "1", "linear": "1", "iris": "1"}
+        _check_array_path(target)
         _check_private_paths(target)
         _crash_replicas(target)
 

@@ -37,10 +37,12 @@ from starlette.types import ASGIApp
 from swarmai.incontainer.server.asgi import BodyLimit, ModelHeaders, Shortcut
 from swarmai.incontainer.server.batching import Batcher
 from swarmai.incontainer.server.config import Settings
+from swarmai.incontainer.server.fastpath import ArrayRows
 from swarmai.incontainer.server.loader import LoadedModel, ModelLoader, parse_model_uri
 from swarmai.incontainer.server.metrics import Metrics
 from swarmai.incontainer.server.predicting import Predictions
 from swarmai.incontainer.server.state import ModelHolder, freeze_heap
+from swarmai.incontainer.server.tables import model_data
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("swarmai.access")
@@ -76,6 +78,7 @@ class ModelServer:
             max_delay_s=settings.max_delay_ms / 1000.0,
             on_batch=self.metrics.batch_rows.observe,
             max_queue=settings.max_queue,
+            prepare=self._model_input,
         )
         self.predictions = Predictions(settings, self.holder, self.batcher, self.metrics)
         self.app = self._build_app()
@@ -94,8 +97,18 @@ class ModelServer:
         self.metrics.model_loaded.set(1)
         self.metrics.model_info.labels(loaded.registered_name, loaded.version).set(1)
 
+    def _model_input(self, parts: list[Any], params: dict[str, Any] | None) -> Any:
+        """A batch's data as the model gets it: a float64 array where the loaded
+        model's array path takes it (see :mod:`fastpath`), else one DataFrame or array."""
+        loaded = self.holder.loaded
+        fast = loaded.array_path if loaded is not None and params is None else None
+        rows = fast.rows(parts) if fast is not None else None
+        return rows if rows is not None else model_data(parts)
+
     def _predict(self, data: Any, params: dict[str, Any] | None) -> Any:
         """Runs in the batcher's thread, once the model is loaded."""
+        if isinstance(data, ArrayRows):
+            return data.call(data.array)
         loaded = self.holder.loaded
         if loaded is None:  # only reachable if a request raced a reload; be explicit
             raise RuntimeError("model is not loaded")

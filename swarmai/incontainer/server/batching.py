@@ -36,6 +36,13 @@ log = logging.getLogger(__name__)
 
 # Runs the model: (combined data, params) -> output with one entry per row.
 PredictFn = Callable[[Any, dict[str, Any] | None], Any]
+# Combines a batch's request data into what PredictFn gets: (parts, params) -> data.
+PrepareFn = Callable[[list[Any], dict[str, Any] | None], Any]
+
+
+def combine(parts: list[Any], params: dict[str, Any] | None) -> Any:
+    """The default PrepareFn: the rows as one DataFrame or array (tables.model_data)."""
+    return model_data(parts)
 
 
 class Overloaded(RuntimeError):
@@ -62,10 +69,12 @@ class Batcher:
         max_delay_s: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
         max_queue: int = 64,
+        prepare: PrepareFn = combine,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
         self._predict = predict
+        self._prepare = prepare
         self.max_batch_size = max_batch_size
         self.max_delay_s = max(0.0, max_delay_s)
         self._on_batch = on_batch
@@ -179,8 +188,8 @@ class Batcher:
             self._on_batch(rows)
         if len(items) == 1:
             # Nothing to split: any output shape the model returns is fine.
-            return [self._predict(model_data([items[0].data]), items[0].params)]
-        output = self._predict(model_data([item.data for item in items]), items[0].params)
+            return [self._call([items[0]])]
+        output = self._call(items)
         try:
             return split_predictions(output, [item.rows for item in items])
         except OutputError as error:
@@ -188,7 +197,12 @@ class Batcher:
             # entry per row: answer each request alone, now and from now on.
             log.warning("batching turned off: %s; each request runs alone", error)
             self.max_batch_size = 1
-            return [self._predict(model_data([item.data]), item.params) for item in items]
+            return [self._call([item]) for item in items]
+
+    def _call(self, items: list[ModelInput]) -> Any:
+        # Items of one batch share their params (the batching key holds them).
+        params = items[0].params
+        return self._predict(self._prepare([item.data for item in items], params), params)
 
 
 def _settle(pending: _Pending, *, result: Any = None, error: BaseException | None = None) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from swarmai import modeluri
 from swarmai.incontainer.server.config import ConfigError, Settings
+from swarmai.incontainer.server.fastpath import ArrayPath, array_path
 from swarmai.modeluri import ModelUri
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class LoadedModel:
     model: Predictor
     registered_name: str
     version: str
+    # Numeric tables straight into the estimator, where that answers the same.
+    array_path: ArrayPath | None = None
 
 
 # What the server calls (in a thread) to get its model; tests pass their own.
@@ -137,8 +140,11 @@ def load_model(
     version = resolve_version(client, ref)
     local = cache.fetch(ref.name, version)
     model = open_model(str(local))
-    log.info("loaded %s as %s version %s", ref, ref.name, version)
-    return LoadedModel(model=model, registered_name=ref.name, version=version)
+    fast = array_path(model)
+    log.info("loaded %s as %s version %s%s", ref, ref.name, version,
+             "; numeric tables of its own columns skip pandas" if fast else "")
+    return LoadedModel(model=model, registered_name=ref.name, version=version,
+                       array_path=fast)
 
 
 def mlflow_loader(settings: Settings) -> ModelLoader:

@@ -32,6 +32,9 @@ class TableRows:
 
     columns: list[Any] | None
     data: list[list[Any]]
+    # The kinds of value in each column ("int", "float", "str", ...): what pandas
+    # infers the column's dtype from.
+    kinds: tuple[frozenset[str], ...]
 
 
 def plain_table(columns: object, data: list[list[Any]]) -> tuple[TableRows, Hashable] | None:
@@ -48,7 +51,8 @@ def plain_table(columns: object, data: list[list[Any]]) -> tuple[TableRows, Hash
         names: Hashable = tuple((type(c).__name__, c) for c in columns)
     else:
         names = width
-    return TableRows(columns, data), ("table", names, _column_kinds(data, width))
+    kinds = _column_kinds(data, width)
+    return TableRows(columns, data, kinds), ("table", names, kinds)
 
 
 def _column_kinds(data: list[list[Any]], width: int) -> tuple[frozenset[str], ...]:
