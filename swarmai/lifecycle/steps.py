@@ -46,6 +46,7 @@ from swarmai.lifecycle.ipvs import resolve_ipvs
 from swarmai.lifecycle.model_images import with_model_images
 from swarmai.lifecycle.plan_shapes import LiveState
 from swarmai.lifecycle.routes import RouteCheck, check_routes
+from swarmai.lifecycle.upgrade_rules import rolls_stop_first
 from swarmai.lifecycle.upgrades import check_registry_images
 from swarmai.registry_client import CheckResult, RegistryClient, RegistryTarget
 from swarmai.render import Bundle, Serving, render_bundle
@@ -84,6 +85,7 @@ class Prepared:
     bundle: Bundle
     directory: Path
     ipvs: bool = True
+    stop_first: frozenset[str] = frozenset()  # services that roll stop-first this time
 
     @property
     def main_file(self) -> Path:
@@ -159,11 +161,15 @@ def start(steps: StartSteps, engine: Engine, stack: Stack, stack_file: Path,
     """Start ``stack`` on ``steps``' target and verify every route: the list above."""
     started = datetime.now(UTC)
     steps.check_engine(stack)
-    check_registry_images(engine, steps.live(stack), with_images(stack, offline=options.offline),
-                          stack_file=str(stack_file), acknowledged=options.upgrade_registry,
-                          progress=progress)
+    verdicts = check_registry_images(
+        engine, steps.live(stack), with_images(stack, offline=options.offline),
+        stack_file=str(stack_file), acknowledged=options.upgrade_registry, progress=progress)
+    stop_first = rolls_stop_first(verdicts)
+    for service in sorted(stop_first):
+        progress(f"{service}: rolls stop-first this time: the running release must not "
+                 "write to what the new one migrates")
     prepared = prepare(stack, steps.target, offline=options.offline, state_dir=steps.state_dir,
-                       ipvs=options.ipvs)
+                       ipvs=options.ipvs, stop_first=stop_first)
     if stack.image_registry is not None:
         prepared = publish_images(engine, prepared, progress)
     else:
@@ -212,27 +218,29 @@ def with_images(stack: Stack, *, offline: bool) -> Stack:
 
 def prepare(
     stack: Stack, target: Target, *, offline: bool, state_dir: Path | None = None,
-    ipvs: bool | None = None,
+    ipvs: bool | None = None, stop_first: frozenset[str] = frozenset(),
 ) -> Prepared:
     """Render ``stack`` for ``target`` into its state directory."""
     stack = with_images(stack, offline=offline)
     ipvs = resolve_ipvs(stack, ipvs)
-    bundle = render_bundle(stack, target, ipvs=ipvs)
+    bundle = render_bundle(stack, target, ipvs=ipvs, stop_first=stop_first)
     directory = state_directory(stack, target, state_dir)
     write_bundle(bundle, directory)
-    return Prepared(stack, target, bundle, directory, ipvs)
+    return Prepared(stack, target, bundle, directory, ipvs, stop_first)
 
 
 def rerender(prepared: Prepared) -> Prepared:
     """``prepared`` rendered again from its stack and IPVS setting, and written."""
-    bundle = render_bundle(prepared.stack, prepared.target, ipvs=prepared.ipvs)
+    bundle = render_bundle(prepared.stack, prepared.target, ipvs=prepared.ipvs,
+                           stop_first=prepared.stop_first)
     write_bundle(bundle, prepared.directory)
     return replace(prepared, bundle=bundle)
 
 
 def pin(prepared: Prepared, serving: Serving) -> Prepared:
     """Re-render with the versions the registry resolved (and its canaries), and write it."""
-    bundle = render_bundle(prepared.stack, prepared.target, ipvs=prepared.ipvs, serving=serving)
+    bundle = render_bundle(prepared.stack, prepared.target, ipvs=prepared.ipvs, serving=serving,
+                           stop_first=prepared.stop_first)
     write_bundle(bundle, prepared.directory)
     return replace(prepared, bundle=bundle)
 

@@ -192,3 +192,11 @@ def refusal_message(verdicts: Sequence[Verdict], stack_name: str, *,
         return None
     return "\n".join([f"the deploy of {stack_name} would change its registry's data; "
                       "nothing was changed:", *(f"  {line}" for line in lines)])
+
+
+def rolls_stop_first(verdicts: Sequence[Verdict]) -> frozenset[str]:
+    """The registry services a deploy rolls stop-first: those whose change needed
+    --upgrade-registry (a schema migration, or a version swarmai could not read).
+    MLflow on Postgres otherwise rolls start-first; here the old release would go on
+    writing, meanwhile, to the schema the new one migrated."""
+    return frozenset(v.service for v in verdicts if v.effect == "acknowledge")

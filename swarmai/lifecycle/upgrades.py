@@ -82,3 +82,4 @@ def check_registry_images(engine: Engine, live: LiveState, stack: Stack, *, stac
         if verdict.effect not in ("new", "same"):
             progress(f"{verdict.service}: {verdict.says}")
     return verdicts
+

@@ -8,7 +8,7 @@ diffed, or compared with what is deployed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -55,17 +55,23 @@ class Serving:
 
 
 def render_bundle(stack: Stack, target: Target, *, ipvs: bool = True,
-                  serving: Serving | None = None) -> Bundle:
+                  serving: Serving | None = None,
+                  stop_first: frozenset[str] = frozenset()) -> Bundle:
     """Render ``stack`` for ``target``.
 
     ``ipvs`` says whether the Swarm's kernels have IPVS; without it services use
     ``dnsrr`` and host-mode ports (it has no effect on Compose).  ``serving``
-    pins FastAPI models to versions and adds canary services.
+    pins FastAPI models to versions and adds canary services.  The services
+    named in ``stop_first`` roll stop-first this time, whatever their own order
+    (a registry service whose next image migrates its data: the old one must
+    not write to what the new one migrated).
     """
     serving = serving or Serving()
     stack = _pinned(stack, serving.pinned)
     plans = service_plans(stack, target, host_ports=target == "swarm" and not ipvs,
                           model_images=serving.images)
+    plans = [replace(plan, start_first=False) if plan.name in stop_first else plan
+             for plan in plans]
     plans += [runtimes.canary_service(stack, model, serving.canaries[model.name], serving.images)
               for model in stack.models if model.name in serving.canaries]
     files = _support_files(stack, target)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,20 @@ def _mlflow_log(image: str) -> str:
     return bytes(api.logs(running[0]["Id"], stdout=True, stderr=True)).decode()
 
 
+def _mlflow_lives() -> list[tuple[str, datetime, datetime | None]]:
+    """(image, started, finished or None) of every container the MLflow service ran."""
+    api = Engine.from_env().api
+    listed = api.containers(all=True, filters={
+        "label": f"com.docker.swarm.service.name={NAME}_mlflow"})
+    lives = []
+    for container in listed:
+        state = api.inspect_container(container["Id"])["State"]
+        finished = None if state["Running"] else datetime.fromisoformat(state["FinishedAt"])
+        lives.append((container["Image"].split("@")[0],
+                      datetime.fromisoformat(state["StartedAt"]), finished))
+    return lives
+
+
 def _serves(models: dict[str, Any]) -> list[str]:
     """The churn model answers through the gateway; the registry's versions of it."""
     import pandas as pd
@@ -210,7 +225,16 @@ def test_switching_registry_images(tmp_path: Path, stand_ins: None,
     upgraded = swarmai("deploy", str(mlflow), "--offline", "--upgrade-registry", *state)
     assert upgraded.returncode == 0, upgraded.stderr
     assert "mlflow: MLflow 3.17.2 -> MLflow 3.18.0" in upgraded.stderr
+    assert "mlflow: rolls stop-first this time" in upgraded.stderr
     assert _services()[f"{NAME}_mlflow"] == NEXT_MLFLOW
+    # MLflow on Postgres rolls start-first, but not into a migration: every container
+    # of the old release had stopped before the new release's started.
+    lives = _mlflow_lives()
+    old_ends = [end for image, _, end in lives if image != NEXT_MLFLOW]
+    new_starts = [start for image, start, _ in lives
+                  if image == NEXT_MLFLOW and start.year > 1]  # year 1: never started
+    assert old_ends and new_starts and None not in old_ends, lives
+    assert max(old_ends) <= min(new_starts), lives
     assert _serves(models) == ["churn/1"]
     # Its entrypoint found the database behind and ran `mlflow db upgrade` on it
     # (the server alone says nothing of the kind on an existing schema).

@@ -12,7 +12,13 @@ from docker.errors import ImageNotFound
 from swarmai.engine import Engine
 from swarmai.errors import UsageError
 from swarmai.lifecycle.plan_shapes import LiveState, ServiceShape
-from swarmai.lifecycle.upgrade_rules import ImageFacts, image_facts, judge, refusal_message
+from swarmai.lifecycle.upgrade_rules import (
+    ImageFacts,
+    image_facts,
+    judge,
+    refusal_message,
+    rolls_stop_first,
+)
 from swarmai.lifecycle.upgrades import check_registry_images, registry_images
 from swarmai.spec import load_stack
 
@@ -112,6 +118,18 @@ def test_another_mlflow_release_needs_a_backup_and_the_flag() -> None:
     same = judge("mlflow", _mlflow(OFFLINE_MLFLOW, "3.17.2"),
                  _mlflow("ghcr.io/mlflow/mlflow:v3.17.2-full", "3.17.2"))
     assert same.effect == "kept" and "schema is unchanged" in same.says
+
+
+def test_what_needed_the_flag_rolls_stop_first_and_nothing_else_does() -> None:
+    migrating = judge("mlflow", _mlflow(OFFLINE_MLFLOW, "3.17.2"),
+                      _mlflow("ghcr.io/mlflow/mlflow:v3.18.0-full", "3.18.0"))
+    unknown = judge("postgres", _pg(OFFLINE_PG, "15"), _pg("acme/pg:prod", None))
+    kept = judge("mlflow", _mlflow(OFFLINE_MLFLOW, "3.17.2"),
+                 _mlflow("ghcr.io/mlflow/mlflow:v3.17.2-full", "3.17.2"))
+    new = judge("s3", None, ImageFacts("seaweedfs", "chrislusf/seaweedfs:4.48", None, "4.48"))
+    assert rolls_stop_first([migrating, kept, new]) == {"mlflow"}
+    assert rolls_stop_first([unknown, kept]) == {"postgres"}
+    assert rolls_stop_first([kept, new]) == frozenset()
 
 
 def test_an_unreadable_version_needs_the_flag() -> None:

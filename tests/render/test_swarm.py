@@ -89,6 +89,24 @@ def test_rolling_updates_start_first_roll_back_and_outlast_the_health_window(
     assert services["model-resnet"]["deploy"]["update_config"]["order"] == "stop-first"
 
 
+def test_a_registry_service_named_to_roll_stop_first_does_so_this_time(vision: Stack) -> None:
+    """MLflow on Postgres rolls start-first, except when its next image migrates the
+    schema (deploy names it, from the upgrade verdicts): the old one must not write
+    to the migrated database meanwhile.  Nothing else changes."""
+    import yaml
+
+    def document(**options: Any) -> Any:
+        bundle = render_bundle(vision, "swarm", **options)
+        return yaml.safe_load(bundle.files[bundle.main])
+
+    usual, migrating = document(), document(stop_first=frozenset({"mlflow"}))
+    for roll in ("update_config", "rollback_config"):
+        assert usual["services"]["mlflow"]["deploy"][roll]["order"] == "start-first"
+        assert migrating["services"]["mlflow"]["deploy"][roll]["order"] == "stop-first"
+        migrating["services"]["mlflow"]["deploy"][roll]["order"] = "start-first"
+    assert migrating == usual
+
+
 @pytest.mark.parametrize(("ipvs", "endpoint_mode", "port_mode"), [(False, "dnsrr", "host"),
                                                                    (True, None, "ingress")])
 def test_ipvs_decides_endpoint_mode_and_port_mode(
