@@ -62,6 +62,8 @@ class CheckResult:
     error: str | None = None
     canary: int | None = None  # the version a canary of this alias serves, if one runs
     pending: modeluri.Pending | None = None  # a promotion of this alias that never finished
+    # What the resolved version (and canary) recorded it needs, where the check was asked.
+    requirements: tuple[ModelRequirements, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,9 +205,14 @@ class RegistryClient:
     engine: Engine
     target: RegistryTarget
 
-    def check(self, uris: Sequence[str]) -> list[CheckResult]:
-        """Resolve every URI in MLflow; each result says whether it was found."""
-        return self._call(["check", *uris], "checking models in MLflow",
+    def check(self, uris: Sequence[str], *,
+              requirements_for: Sequence[str] = ()) -> list[CheckResult]:
+        """Resolve every URI in MLflow; each result says whether it was found.  For the
+        URIs in ``requirements_for``, the result also holds the requirements of the
+        versions it resolved to (as :meth:`requirements` reads them), in the same
+        container."""
+        flags = [arg for uri in requirements_for for arg in ("--requirements-for", uri)]
+        return self._call(["check", *uris, *flags], "checking models in MLflow",
                           lambda answer: [_check_result(r) for r in answer])
 
     def push(self, name: str, path: Path, alias: str | None,
@@ -301,6 +308,7 @@ def _check_result(raw: Mapping[str, Any]) -> CheckResult:
         error=None if raw.get("error") is None else str(raw["error"]),
         canary=_optional_version(raw.get("canary")),
         pending=modeluri.decode_pending(raw.get("pending")),
+        requirements=tuple(_requirements(r) for r in raw.get("requirements") or ()),
     )
 
 

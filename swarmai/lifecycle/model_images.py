@@ -37,6 +37,15 @@ from swarmai.spec import Stack
 Progress = Callable[[str], None]
 
 
+def requirement_uris(stack: Stack) -> list[str]:
+    """The model URIs whose versions' requirements decide an image (FastAPI models, unless
+    the stack names its own ``images.fastapi``): what the registry check reads them for."""
+    if "fastapi" in stack.images:
+        return []
+    return list(dict.fromkeys(m.model for m in stack.models
+                              if m.runtime == "fastapi" and m.model is not None))
+
+
 def served_versions(stack: Stack, serving: Serving) -> list[str]:
     """The ``models:/NAME/VERSION`` URIs the stack's FastAPI servers and canaries run."""
     uris: list[str] = []
@@ -70,15 +79,26 @@ def planned_model_images(stack: Stack, found: Sequence[ModelRequirements]) -> di
 
 
 def with_model_images(engine: Engine, stack: Stack, registry: ModelRegistry, serving: Serving,
-                      progress: Progress) -> Serving:
-    """``serving`` with the image of every served version that needs more than the server."""
+                      progress: Progress, known: Sequence[ModelRequirements] = ()) -> Serving:
+    """``serving`` with the image of every served version that needs more than the server.
+    ``known``: requirements the registry check already read (the rest are asked for)."""
     images: dict[str, str] = {}
     if "fastapi" not in stack.images:
-        found = registry.requirements(served_versions(stack, serving))
+        found = requirements_of(registry, served_versions(stack, serving), known)
         for uri, image in plan_images(stack, found).items():
             if image.extras:
                 images[uri] = _available(engine, stack, image, progress)
     return replace(serving, images=images)
+
+
+def requirements_of(registry: ModelRegistry, uris: Sequence[str],
+                    known: Sequence[ModelRequirements]) -> list[ModelRequirements]:
+    """Each version URI's requirements, in order: from ``known`` where it holds them (a
+    check read them: no second container), the others from ``registry``."""
+    by_uri = {r.uri: r for r in known}
+    missing = [uri for uri in uris if uri not in by_uri]
+    by_uri.update((r.uri, r) for r in registry.requirements(missing))
+    return [by_uri[uri] for uri in uris]
 
 
 def model_image_of(engine: Engine, stack: Stack, registry: ModelRegistry, uri: str,

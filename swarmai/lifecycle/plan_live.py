@@ -20,7 +20,12 @@ from swarmai import engine as docker
 from swarmai.engine import Engine, names_a_registry
 from swarmai.images.publish import in_registry
 from swarmai.lifecycle.ipvs import resolve_ipvs
-from swarmai.lifecycle.model_images import planned_model_images, served_versions
+from swarmai.lifecycle.model_images import (
+    planned_model_images,
+    requirement_uris,
+    requirements_of,
+    served_versions,
+)
 from swarmai.lifecycle.plan import Plan, diff, model_lines, running_versions
 from swarmai.lifecycle.plan_shapes import (
     LiveState,
@@ -62,10 +67,12 @@ def make_plan(engine: Engine, stack: Stack, target: Target, live: LiveState, *,
     results: list[CheckResult] | None = None
     if f"{stack.name}_{MODELS_NET}" in live.networks and MLFLOW in live.services:
         client = RegistryClient(engine, registry_target(stack, offline=offline))
-        results = client.check(registry_uris(stack)) if registry_uris(stack) else []
+        results = client.check(registry_uris(stack), requirements_for=requirement_uris(
+            stack)) if registry_uris(stack) else []
         serving = serving_from(planned, results)
+        known = [r for result in results for r in result.requirements]
         serving = replace(serving, images=planned_model_images(
-            stack, client.requirements(served_versions(stack, serving))))
+            stack, requirements_of(client, served_versions(stack, serving), known)))
     else:
         pinned, canaries = running_versions(planned, live)
         serving = Serving(pinned=pinned, canaries=canaries)

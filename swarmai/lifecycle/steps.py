@@ -43,12 +43,17 @@ from swarmai.errors import OperationError
 from swarmai.images.publish import in_registry, publish
 from swarmai.lifecycle import interrupted
 from swarmai.lifecycle.ipvs import resolve_ipvs
-from swarmai.lifecycle.model_images import with_model_images
+from swarmai.lifecycle.model_images import requirement_uris, with_model_images
 from swarmai.lifecycle.plan_shapes import LiveState
 from swarmai.lifecycle.routes import RouteCheck, check_routes
 from swarmai.lifecycle.upgrade_rules import rolls_stop_first
 from swarmai.lifecycle.upgrades import check_registry_images
-from swarmai.registry_client import CheckResult, RegistryClient, RegistryTarget
+from swarmai.registry_client import (
+    CheckResult,
+    ModelRequirements,
+    RegistryClient,
+    RegistryTarget,
+)
 from swarmai.render import Bundle, Serving, render_bundle
 from swarmai.render.gateway import DYNAMIC_VOLUME
 from swarmai.render.naming import MODELS_NET
@@ -182,11 +187,13 @@ def start(steps: StartSteps, engine: Engine, stack: Stack, stack_file: Path,
     wanted = registry_services(prepared)
     progress(f"starting the registry of {stack.name}: {', '.join(wanted)}")
     steps.start_registry(prepared, wanted, started, options, progress)
-    serving = require_models(engine, prepared, stack_file, steps.push_flags(options.offline),
-                             progress if options.undo_interrupted else None)
+    serving, known = require_models(engine, prepared, stack_file,
+                                    steps.push_flags(options.offline),
+                                    progress if options.undo_interrupted else None,
+                                    requirements_for=requirement_uris(stack))
     registry = RegistryClient(engine, RegistryTarget(stack.name, prepared.models_network,
                                                      prepared.server_image))
-    serving = with_model_images(engine, stack, registry, serving, progress)
+    serving = with_model_images(engine, stack, registry, serving, progress, known)
     prepared = pin(prepared, serving)
     report.prepared = prepared
     steps.start_models(prepared, started, options, progress)
@@ -330,23 +337,27 @@ def registry_target(stack: Stack, *, offline: bool) -> RegistryTarget:
 
 
 def require_models(engine: Engine, prepared: Prepared, stack_file: Path, push_flags: str,
-                   undo_interrupted: Progress | None = None) -> Serving:
-    """What each model's URI resolves to now; raise, naming each missing model and the
-    push that fixes it, unless all resolve.  With ``undo_interrupted``, unfinished
-    promotions are undone first, and said so there."""
+                   undo_interrupted: Progress | None = None, *,
+                   requirements_for: Sequence[str] = (),
+                   ) -> tuple[Serving, tuple[ModelRequirements, ...]]:
+    """What each model's URI resolves to now, and the requirements of the versions those
+    in ``requirements_for`` resolved to; raise, naming each missing model and the push
+    that fixes it, unless all resolve.  With ``undo_interrupted``, unfinished promotions
+    are undone first, and said so there."""
     target = RegistryTarget(prepared.stack.name, prepared.models_network, prepared.server_image)
     uris = registry_uris(prepared.stack)
     if not uris:  # apps that load no registry model: nothing to ask MLflow
-        return Serving()
+        return Serving(), ()
     registry = RegistryClient(engine, target)
-    results = registry.check(uris)
+    results = registry.check(uris, requirements_for=requirements_for)
     missing = missing_models_message(prepared.stack, results, stack_file, push_flags)
     if missing:
         raise OperationError(missing)
     if undo_interrupted is not None:
         results = interrupted.undo_interrupted(registry, prepared.stack, stack_file, results,
                                                undo_interrupted)
-    return serving_from(prepared.stack, results)
+    known = tuple(r for result in results for r in result.requirements)
+    return serving_from(prepared.stack, results), known
 
 
 def registry_uris(stack: Stack) -> list[str]:

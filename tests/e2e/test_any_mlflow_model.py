@@ -22,6 +22,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,10 +164,18 @@ def test_each_model_gets_its_requirements_and_a_rerun_builds_nothing(
     body = _post("/models/boost/v1/predict", FRAME)
     assert _flat(body["predictions"]) == pytest.approx(boost, rel=1e-6), body
 
+    since = int(time.time()) - 1
     again = swarmai("up", str(path), "--offline", *state)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "building" not in again.stderr, again.stderr
     assert {m: _served_image(m) for m in images} == images
+    # The models run their own images, so every container of the server image this
+    # up started asked the registry: one, resolving the aliases and reading the
+    # served versions' requirements together.
+    started = list(Engine.from_env().api.events(
+        since=since, until=int(time.time()) + 1, decode=True,
+        filters={"type": "container", "event": "start", "image": server}))
+    assert len(started) == 1, started
 
 
 def test_a_version_with_the_same_requirements_reuses_the_image(

@@ -13,7 +13,8 @@ from swarmai.images.model_images import (
     model_image,
     server_packages,
 )
-from swarmai.lifecycle.model_images import served_versions
+from swarmai.lifecycle.model_images import requirement_uris, requirements_of, served_versions
+from swarmai.registry_client import ModelRequirements
 from swarmai.render import Serving
 from swarmai.spec import load_stack
 
@@ -77,3 +78,28 @@ models:
     stack = load_stack(path)
     serving = Serving(pinned={"a": "7", "c": "2"}, canaries={"a": "8"})
     assert served_versions(stack, serving) == ["models:/a/7", "models:/a/8", "models:/b/4"]
+    # What deploy's registry check reads the requirements for: the same models.
+    assert requirement_uris(stack) == ["models:/a@production", "models:/b/4"]
+    own = stack.model_copy(update={"images": {"fastapi": "me/server:1"}})
+    assert requirement_uris(own) == []
+
+
+def test_requirements_the_check_read_are_not_asked_for_again() -> None:
+    def needs(uri: str) -> ModelRequirements:
+        return ModelRequirements(uri, ("torch==2.13.0",), recorded=True)
+
+    class Registry:
+        def __init__(self) -> None:
+            self.asked: list[list[str]] = []
+
+        def requirements(self, uris: list[str]) -> list[ModelRequirements]:
+            self.asked.append(list(uris))
+            return [needs(uri) for uri in uris]
+
+    registry = Registry()
+    known = [needs("models:/a/7"), needs("models:/a/6")]  # 6: a version since undone
+    found = requirements_of(registry, ["models:/b/4", "models:/a/7"], known)  # type: ignore[arg-type]
+    assert [r.uri for r in found] == ["models:/b/4", "models:/a/7"]
+    assert registry.asked == [["models:/b/4"]]
+    requirements_of(registry, ["models:/a/7"], known)  # type: ignore[arg-type]
+    assert registry.asked == [["models:/b/4"], []]

@@ -98,8 +98,9 @@ def test_a_stack_of_apps_without_models_asks_mlflow_nothing(tmp_path: Path) -> N
         {"name": "plain", "runtime": "app", "app": {"image": "me/app:1"}}]})
     prepared = Prepared(stack, "swarm", render_bundle(stack, "swarm"), tmp_path)
     # No engine is touched: there is nothing to check.
-    serving = require_models(None, prepared, tmp_path / "s.yaml", "")  # type: ignore[arg-type]
-    assert (dict(serving.pinned), dict(serving.canaries)) == ({}, {})
+    serving, known = require_models(None, prepared, tmp_path / "s.yaml",  # type: ignore[arg-type]
+                                    "")
+    assert (dict(serving.pinned), dict(serving.canaries), known) == ({}, {}, ())
 
 
 def test_plan_lists_the_registry_models_of_apps_and_skips_the_others() -> None:

@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="resolve model URIs")
     check.add_argument("uris", nargs="+")
+    check.add_argument("--requirements-for", action="append", default=[], metavar="URI",
+                       help="also read the requirements.txt of the version (and canary) "
+                            "this one of the URIs resolves to: one container, not two")
     push = commands.add_parser("push", help="register a model")
     push.add_argument("name")
     push.add_argument("path", type=Path)
@@ -91,7 +94,8 @@ def client_for(command: str, tracking_uri: str) -> Any:
 def _run(args: argparse.Namespace) -> Any:
     client = client_for(args.command, args.tracking_uri)
     if args.command == "check":
-        return [r.as_dict() for r in versions.check(client, args.uris)]
+        return [_checked(client, result, args.requirements_for)
+                for result in versions.check(client, args.uris)]
     if args.command == "push":
         if not args.path.exists():
             raise RegistryError(f"{args.path} does not exist")
@@ -112,6 +116,14 @@ def _run(args: argparse.Namespace) -> Any:
     if args.command == "requirements":
         return [r.as_dict() for r in requirements.requirements(client, args.uris)]
     return [v.as_dict() for v in versions.list_versions(client)]
+
+
+def _checked(client: Any, result: versions.CheckResult, requirements_for: list[str]) -> Any:
+    answer = result.as_dict()
+    if result.found and result.uri in requirements_for:
+        served = requirements.of_resolved(client, result.uri, result.version, result.canary)
+        answer["requirements"] = [r.as_dict() for r in served]
+    return answer
 
 
 def _metrics(pairs: list[str]) -> dict[str, float]:

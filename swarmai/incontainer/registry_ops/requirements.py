@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from swarmai import modeluri
 from swarmai.incontainer.mlflow_rest import NotProxied, RestClient
 from swarmai.incontainer.resolve import RegistryError, parse_uri
 
@@ -32,6 +33,14 @@ class Requirements:
 def requirements(client: Any, uris: list[str]) -> list[Requirements]:
     """The requirement lines of each version URI (``models:/NAME/VERSION``)."""
     return [_one(client, uri) for uri in uris]
+
+
+def of_resolved(client: Any, uri: str, version: str | None,
+                canary: str | None) -> list[Requirements]:
+    """The requirements of the version ``uri`` resolved to, and of its canary's."""
+    name = parse_uri(uri).name
+    return [_one(client, modeluri.version_uri(name, v)) for v in (version, canary)
+            if v is not None]
 
 
 def _one(client: Any, uri: str) -> Requirements:

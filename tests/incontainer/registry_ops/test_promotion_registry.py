@@ -119,3 +119,16 @@ def test_preflight_reports_a_model_that_does_not_load(store: Path, tmp_path: Pat
                         expect=1)
     assert "does not load as an MLflow pyfunc model" in refused["error"]
     assert "no_such_module_anywhere" in refused["error"]
+
+
+def test_check_reads_the_requirements_it_is_asked_for_as_requirements_reads_them(
+        store: Path) -> None:
+    """Deploy asks once for the aliases and the served versions' requirements."""
+    checked = _registry(store, "check", "models:/scaler/2", "models:/scaler/1",
+                        "models:/nothing/1", "--requirements-for", "models:/scaler/2",
+                        "--requirements-for", "models:/nothing/1")
+    asked, plain, missing = checked
+    assert asked["found"] and plain["found"] and not missing["found"]
+    assert asked["requirements"] == _registry(store, "requirements", "models:/scaler/2")
+    assert asked["requirements"][0]["recorded"] and asked["requirements"][0]["lines"]
+    assert "requirements" not in plain and "requirements" not in missing
