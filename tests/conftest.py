@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_groups import engine_group
 from hypothesis import HealthCheck, settings
 
 # "ci" runs the fuzz tests hard; "dev" keeps a local run quick.  CI=anything picks "ci".
@@ -39,8 +40,6 @@ def write_stack(tmp_path: Path) -> Callable[..., Path]:
 
 
 E2E = REPO / "tests" / "e2e"
-# e2e modules that use engines of their own, not the host's (scripts/cluster.sh).
-OWN_ENGINES = {"tests/e2e/test_cluster.py": "cluster"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -63,14 +62,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for report in skipped:
             reporter.write_line(f"SKIPPED (not allowed with SWARMAI_NO_SKIPS=1): {report.nodeid}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def engine_group(nodeid: str) -> str | None:
-    """The engine a test uses, for the tests that use one; None for the rest."""
-    path = nodeid.split("::", 1)[0]
-    if path in OWN_ENGINES:
-        return OWN_ENGINES[path]
-    return "host-engine" if path.startswith("tests/e2e/") else None
 
 
 @pytest.hookimpl(tryfirst=True)

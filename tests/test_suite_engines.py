@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from conftest import OWN_ENGINES, REPO, engine_group
+from pathlib import Path
+
+from engine_groups import OWN_ENGINES, engine_group
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_each_engine_s_e2e_tests_share_a_group_and_unit_tests_have_none() -> None:
