@@ -73,15 +73,31 @@ def constant(value):
     return predict
 
 def memory_limit():
-    # The container's cgroup limit (v2, then v1); None where there is none.
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    # The container's cgroup memory limit; None where there is none.  Looked for
+    # both where a private cgroup namespace shows it (cgroup v2, then v1) and at
+    # this process's own cgroup path (an engine that shares the host's cgroup
+    # namespace shows the host's root at /sys/fs/cgroup): the smallest one found.
+    paths = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+    try:
+        with open("/proc/self/cgroup") as handle:
+            for line in handle:
+                _, controllers, path = line.strip().split(":", 2)
+                if controllers == "":
+                    paths.append(f"/sys/fs/cgroup{path}/memory.max")
+                elif "memory" in controllers.split(","):
+                    paths.append(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
+    except (OSError, ValueError):
+        pass
+    limits = []
+    for path in paths:
         try:
             with open(path) as handle:
                 text = handle.read().strip()
         except OSError:
             continue
-        return None if text == "max" or int(text) >= 1 << 60 else int(text)
-    return None
+        if text.isdigit() and int(text) < 1 << 60:
+            limits.append(int(text))
+    return min(limits) if limits else None
 
 class Hog:
     # Loads fine where memory is plentiful (the pre-flight); the served
