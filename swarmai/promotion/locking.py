@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,28 +47,44 @@ def open_lock(path: Path) -> int:
 def exclusive(fd: int, me: Mapping[str, Any]) -> Iterator[Lock]:
     """Hold ``flock(LOCK_EX | LOCK_NB)`` on ``fd`` for the block, or report who does.
 
-    While held, the file records the holder (``me``) as one JSON object.
+    While held, the file records the holder (``me``) as one JSON object; it is
+    emptied again before the lock is released, so a record is never a past holder's.
     The descriptor is closed on the way out, which releases the lock.
     """
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield Lock(False, _read_holder(fd))
+            yield Lock(False, _read_holder(fd, HOLDER_PATIENCE_S))
             return
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(dict(me)) + "\n").encode("utf-8"), 0)
-        yield Lock(True)
+        try:
+            yield Lock(True)
+        finally:
+            os.ftruncate(fd, 0)
     finally:
         os.close(fd)
 
 
-def _read_holder(fd: int) -> dict[str, Any]:
-    try:
-        holder = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
-    except ValueError:  # the holder has not written itself yet
-        return {}
-    return holder if isinstance(holder, dict) else {}
+# How long a run that found the lock taken waits for the holder to write itself:
+# the holder writes right after its flock, but a loaded machine can deschedule it
+# in between, and "pid unknown" is no help to whoever has to find that run.
+HOLDER_PATIENCE_S = 2.0
+
+
+def _read_holder(fd: int, patience_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
+        except ValueError:  # empty or half-written: the holder has not written itself yet
+            holder = None
+        if isinstance(holder, dict):
+            return holder
+        if time.monotonic() >= deadline:
+            return {}
+        time.sleep(0.02)
 
 
 def describe_holder(holder: Mapping[str, Any]) -> str:
