@@ -51,8 +51,8 @@ lock_host() {
 # installs the lock with --require-hashes --no-deps.  The images' python3 is
 # Debian bookworm's 3.11, manylinux like the host.  Images that run swarmai's
 # code or the host's models are resolved within the host lock (-c), so shared
-# packages are the versions the tests ran; model-sync is installed on top of
-# the server image, so it is resolved within the server's lock.
+# packages are the versions the tests ran; model-sync is resolved within the
+# server's lock, so the two images agree on every package they share.
 
 # lock_image CONTEXT DESCRIPTION [uv arguments...]: CONTEXT/requirements.in -> .lock
 lock_image() {
@@ -70,8 +70,8 @@ lock_images() {
     -c requirements.lock
   lock_image "$own/server" "swarmai/server: swarmai[server] + model unpickling" \
     pyproject.toml --extra server --no-emit-package swarmai -c requirements.lock
-  lock_image "$own/model-sync" "swarmai/model-sync: torch-model-archiver" \
-    -c "$own/server/requirements.lock"
+  lock_image "$own/model-sync" "swarmai/model-sync: swarmai, mlflow-skinny, torch-model-archiver" \
+    pyproject.toml --no-emit-package swarmai -c "$own/server/requirements.lock"
 }
 
 # What bench/ plots with, beside the host's venv: not a test dependency, so

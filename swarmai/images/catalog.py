@@ -104,8 +104,8 @@ CATALOG: tuple[ImageDef, ...] = (
     ImageDef("torchserve", key="torchserve", parent="base", release_of="torchserve",
              host_wheels=(TORCH_CPU_WHEEL,)),
     ImageDef("server", __version__, key="fastapi", parent="base", own=True, with_source=True),
-    ImageDef("model-sync", __version__, key="model-sync", parent="server", parent_arg="SERVER",
-             own=True),
+    ImageDef("model-sync", __version__, key="model-sync", parent="base", own=True,
+             with_source=True),
 )
 BY_NAME: Mapping[str, ImageDef] = {image.name: image for image in CATALOG}
 

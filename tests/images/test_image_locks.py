@@ -84,10 +84,15 @@ def test_the_server_lock_satisfies_swarmais_dependencies_and_server_extra() -> N
             f"server: the lock has {name}=={locked[name]}, not {requirement}")
 
 
-def test_model_sync_agrees_with_the_server_it_is_installed_on() -> None:
+def test_model_sync_agrees_with_the_server_on_every_package_they_share() -> None:
     server, sync = pinned("server"), pinned("model-sync")
     assert {name: sync[name] for name in sync if name in server} == {
         name: server[name] for name in sync if name in server}
+
+
+def test_model_sync_carries_none_of_the_servers_numeric_stack() -> None:
+    # A sync step downloads and lays out files: it never imports these.
+    assert not {"numpy", "pandas", "scipy", "scikit-learn", "uvloop"} & set(pinned("model-sync"))
 
 
 def test_shared_packages_are_the_versions_the_host_tests_ran() -> None:

@@ -85,11 +85,11 @@ def test_a_base_change_moves_every_tag(contexts: Path) -> None:
     assert changed(before, all_tags()) == set(before)
 
 
-def test_the_server_dockerfile_moves_server_and_model_sync(contexts: Path) -> None:
+def test_the_server_dockerfile_moves_only_the_server(contexts: Path) -> None:
     before = all_tags()
     with (contexts / "server" / "Dockerfile").open("a") as dockerfile:
         dockerfile.write("LABEL x=y\n")
-    assert changed(before, all_tags()) == {"server", "model-sync"}
+    assert changed(before, all_tags()) == {"server"}
 
 
 def test_a_pin_change_moves_the_tag(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,7 +107,7 @@ def test_a_pin_change_moves_the_tag(monkeypatch: pytest.MonkeyPatch) -> None:
     ("traefik", {"traefik"}),
     ("mlflow", {"mlflow"}),
     ("torchserve", {"torchserve"}),
-    ("server", {"server", "model-sync"}),
+    ("server", {"server"}),
     ("model-sync", {"model-sync"}),
 ])
 def test_a_lock_change_moves_the_images_built_from_it(
