@@ -29,6 +29,7 @@ one called here, on the same estimator.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from typing import Any
 import numpy as np
 
 from swarmai.incontainer.server.tables import TableRows
+
+log = logging.getLogger(__name__)
 
 # Estimator families that validate their input with check_array into floats and
 # never look at column names; a class elsewhere (or of a user) is not assumed to.
@@ -91,7 +94,17 @@ class ArrayPath:
 
 
 def array_path(model: Any) -> ArrayPath | None:
-    """The fast path for a loaded pyfunc model, or ``None`` where it might answer differently."""
+    """The fast path for a loaded pyfunc model, or ``None`` where it might answer differently
+    (or where deciding it failed: the slow path is always correct, so a model whose
+    objects do not answer as expected loads and serves all the same)."""
+    try:
+        return _decide(model)
+    except Exception:  # any failure to decide means "no fast path"
+        log.warning("no array path: deciding it failed", exc_info=True)
+        return None
+
+
+def _decide(model: Any) -> ArrayPath | None:
     pyfunc = _pyfunc_flavor(model)
     if pyfunc is None or pyfunc.get("loader_module") != "mlflow.sklearn":
         return None

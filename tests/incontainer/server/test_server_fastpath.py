@@ -176,6 +176,20 @@ def test_a_model_other_than_scikit_learn_s_flavor_has_no_array_path() -> None:
     assert array_path(Doubler()) is None
 
 
+def test_a_model_whose_objects_fail_when_asked_loads_without_the_array_path(
+        caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        metadata = type("Metadata", (), {
+            "flavors": {"python_function": {"loader_module": "mlflow.sklearn"}}})()
+
+        def get_raw_model(self) -> Any:
+            raise RuntimeError("not this one")
+
+    assert array_path(Broken()) is None
+    assert "no array path: deciding it failed" in caplog.text
+    assert "not this one" in caplog.text
+
+
 def test_only_numeric_tables_of_the_model_s_own_columns_take_the_array_path() -> None:
     path = ArrayPath(tuple(COLUMNS), call=len, floats_only=False)
     signed = dataclasses.replace(path, floats_only=True)
