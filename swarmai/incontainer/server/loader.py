@@ -15,12 +15,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from swarmai import modeluri
 from swarmai.incontainer.server.config import ConfigError, Settings
-from swarmai.incontainer.server.fastpath import ArrayPath, array_path
 from swarmai.modeluri import ModelUri
+
+if TYPE_CHECKING:  # numpy: model-sync uses this module's cache and has no numpy
+    from swarmai.incontainer.server.fastpath import ArrayPath
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,8 @@ def load_model(
     ref: ModelUri, client: RegistryClient, cache: ModelCache, open_model: PyfuncOpener
 ) -> LoadedModel:
     """Resolve ``ref``, fetch it into ``cache`` and open it."""
+    from swarmai.incontainer.server.fastpath import array_path
+
     version = resolve_version(client, ref)
     local = cache.fetch(ref.name, version)
     model = open_model(str(local))
