@@ -6,7 +6,8 @@ nothing here measures.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,35 @@ def throughput_vs_batch(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     p99.set_ylabel("p99 (ms)", color="tab:red")
     axes.grid(True, alpha=0.3)
     figure.suptitle("swarmai server, 64 connections, by batch size")
+    return _save(figure, plt, path)
+
+
+def timelines(runs: Mapping[str, Sequence[tuple[float, str]]], path: Path) -> Path:
+    """Where each command's seconds go: one bar per command, split at its progress lines.
+
+    ``runs``: command -> ``[(seconds since it began, progress line), ...]``, the last
+    entry its exit.  Steps wide enough for it are labelled with their line.
+    """
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(11, 0.7 + 0.75 * len(runs)))
+    colours = plt.get_cmap("tab20").colors
+    longest = max(steps[-1][0] for steps in runs.values())
+    for y, steps in enumerate(runs.values()):
+        spans = [(start, end - start, line)
+                 for (start, line), (end, _) in itertools.pairwise(steps)]
+        axes.broken_barh([(start, width) for start, width, _ in spans], (y - 0.35, 0.7),
+                         facecolors=[colours[i % len(colours)] for i in range(len(spans))])
+        for start, width, line in spans:
+            characters = int(width / longest * 150)  # about what fits at this font size
+            if characters >= 8:
+                label = " ".join(line.split())
+                label = label if len(label) <= characters else label[:characters - 1] + "…"
+                axes.text(start + width / 2, y, label, ha="center", va="center", fontsize=6)
+    axes.set_yticks(range(len(runs)), list(runs))
+    axes.invert_yaxis()
+    axes.set_xlabel("seconds since the command began")
+    axes.grid(True, axis="x", alpha=0.3)
+    figure.suptitle("swarmai lifecycle commands, step by step (--verbose)")
     return _save(figure, plt, path)
 
 
