@@ -43,24 +43,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rollout import MAKE_MODELS, wait_for_version
+from rollout import MAKE_MODELS, PAYLOAD, wait_for_version
+from rollout import STACK as ROLLOUT_STACK
 from server import wrk
 
 NAME = "benchlife"
 PORT = 18790
-STACK = """\
-version: 1
-name: {name}
-gateway: {{port: {port}}}
-storage: {{backend: seaweedfs, bucket: models, credentials_secret: {name}-s3}}
-registry: {{backend_store: sqlite}}
-models:
-  - name: scorer
-    runtime: fastapi
-    model: models:/scorer@production
-    route: /scorer
-"""
-PAYLOAD = {"dataframe_records": [{"x": 1.0}]}
+# rollout.py's stack with one replica: this bench times the engine, not a roll.
+STACK = ROLLOUT_STACK.replace("    replicas: 2\n", "")
+assert STACK != ROLLOUT_STACK
 CLI = [sys.executable, "-c", "from swarmai.cli import main; main()"]
 STEP = re.compile(r"^\[\s*([\d.]+)s\] (.*)$")
 
