@@ -97,7 +97,11 @@ def timelines(runs: Mapping[str, Sequence[tuple[float, str]]], path: Path) -> Pa
                 axes.text(start + width / 2, y, label, ha="center", va="center", fontsize=6)
     axes.set_yticks(range(len(runs)), list(runs))
     axes.invert_yaxis()
-    axes.set_xlabel("seconds since the command began")
+    # A --verbose timeline counts from when the command's code began, after its
+    # imports; the process's exit is timed from its start, so the last step of each
+    # bar holds the imports too.
+    axes.set_xlabel("seconds since the command began; each bar's last step runs to the "
+                    "process's exit and includes its imports")
     axes.grid(True, axis="x", alpha=0.3)
     figure.suptitle("swarmai lifecycle commands, step by step (--verbose)")
     return _save(figure, plt, path)
