@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -43,9 +42,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rollout import MAKE_MODELS, PAYLOAD, wait_for_version
+from rollout import MAKE_MODELS, PAYLOAD, docker, wait_for_version
 from rollout import STACK as ROLLOUT_STACK
 from server import wrk
+
+from swarmai.lifecycle.steps import state_directory
+from swarmai.spec import load_stack
 
 NAME = "benchlife"
 PORT = 18790
@@ -74,23 +76,12 @@ def timed(command: list[str]) -> float:
     return time.monotonic() - started
 
 
-def docker(*args: str) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True,
-                          timeout=600).stdout
-
-
 def until_gone(name: str) -> None:
     """What `swarmai rm` waits for too: no container and no network of the stack left."""
     label = f"com.docker.stack.namespace={name}"
     while (docker("ps", "-aq", "--filter", f"label={label}").strip()
            or docker("network", "ls", "-q", "--filter", f"label={label}").strip()):
         time.sleep(0.2)
-
-
-def state_dir(name: str, target: str) -> Path:
-    """Where swarmai renders a stack's files (swarmai.lifecycle.steps.state_directory)."""
-    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return base / "swarmai" / f"{name}-{target}"
 
 
 @dataclass(frozen=True)
@@ -129,7 +120,7 @@ Row = dict[str, Any]
 
 
 def swarm_rows(setup: Setup, timelines: dict[str, list[tuple[float, str]]]) -> list[Row]:
-    files = state_dir(setup.name, "swarm")
+    files = state_directory(load_stack(setup.stack, "swarm"), "swarm")
     detached = ["docker", "stack", "deploy", "--detach=true", "--resolve-image", "never",
                 "-c", str(files / "stack.yml"), setup.name]
     ours, timelines["swarmai deploy, unchanged"] = swarmai("deploy", str(setup.stack),
@@ -156,7 +147,7 @@ def swarm_rows(setup: Setup, timelines: dict[str, list[tuple[float, str]]]) -> l
 
 
 def compose_rows(setup: Setup, timelines: dict[str, list[tuple[float, str]]]) -> list[Row]:
-    files = state_dir(setup.name, "compose")
+    files = state_directory(load_stack(setup.stack, "compose"), "compose")
     compose = ["docker", "compose", "-p", setup.name, "--project-directory", str(files),
                "-f", str(files / "compose.yml")]
     ours, timelines["swarmai up, unchanged"] = swarmai("up", str(setup.stack), "--offline")
