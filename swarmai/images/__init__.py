@@ -1,7 +1,7 @@
 """``swarmai images build``: the images a stack runs, built locally from PyPI and Debian.
 
-swarmai's own images (``fastapi`` -> swarmai/server, ``model-sync``) are built
-always, since nobody publishes them; with ``offline`` the upstream ones
+swarmai's own images (``fastapi`` -> swarmai/server, ``model-sync``,
+``engine-proxy``) are built always, since nobody publishes them; with ``offline`` the upstream ones
 (traefik, seaweedfs, mlflow, postgres) are built too, for hosts that cannot
 reach any container registry.  Every image is ``FROM`` one debootstrapped
 Debian base, and every tag is a hash of what the image is built from, so

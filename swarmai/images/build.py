@@ -60,7 +60,7 @@ def build_images(
 ) -> list[BuildResult]:
     """Make sure every image is present in the engine, building the missing ones.
 
-    Without ``offline``: swarmai's own images (server, model-sync), which nobody
+    Without ``offline``: swarmai's own images (server, model-sync, engine-proxy), which nobody
     publishes.  With it: also local stand-ins for traefik, seaweedfs, mlflow and
     postgres.  ``only`` narrows this to some images (spec keys or image names);
     the images they are built FROM always come along.  ``progress`` gets one

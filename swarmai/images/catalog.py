@@ -35,6 +35,7 @@ _CONTEXT_DIRS: Mapping[str, tuple[assets.Folder | None, str]] = {
     "base": (None, "base"),
     "shared": (None, "shared"),
     "traefik": ("gateway", "image"),
+    "engine-proxy": ("gateway", "engine-proxy"),
     "seaweedfs": ("registry", "images/seaweedfs"),
     "mlflow": ("registry", "images/mlflow"),
     "postgres": ("registry", "images/postgres"),
@@ -106,6 +107,8 @@ CATALOG: tuple[ImageDef, ...] = (
     ImageDef("server", __version__, key="fastapi", parent="base", own=True, with_source=True),
     ImageDef("model-sync", __version__, key="model-sync", parent="base", own=True,
              with_source=True),
+    # Debian's HAProxy with swarmai's allow-list: nobody publishes that, so it is built.
+    ImageDef("engine-proxy", __version__, key="engine-proxy", parent="base", own=True),
 )
 BY_NAME: Mapping[str, ImageDef] = {image.name: image for image in CATALOG}
 

@@ -102,7 +102,8 @@ def _pinned(stack: Stack, versions: Mapping[str, str]) -> Stack:
 
 def service_plans(stack: Stack, target: Target, *, host_ports: bool,
                   model_images: Mapping[str, str] | None = None) -> list[ServicePlan]:
-    plans = [gateway.gateway_service(stack, target, host_ports=host_ports)]
+    plans = [gateway.gateway_service(stack, target, host_ports=host_ports),
+             gateway.engine_proxy_service(stack, target)]
     plans += registry.registry_services(stack)
     for model in stack.models:
         plans += runtimes.model_services(stack, model, model_images)

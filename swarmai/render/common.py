@@ -33,6 +33,9 @@ def base_service(plan: ServicePlan) -> dict[str, Any]:
     if plan.healthcheck is not None:
         service["healthcheck"] = healthcheck(plan.healthcheck)
     service["stop_grace_period"] = f"{plan.stop_grace_s}s"
+    if plan.least_privilege:
+        service["cap_drop"] = ["ALL"]
+        service["read_only"] = True
     return service
 
 

@@ -24,7 +24,8 @@ def compose_document(stack: Stack, plans: list[ServicePlan],
     return {
         "name": stack.name,
         "services": {p.name: _service(stack, p, names, files) for p in plans},
-        "networks": {naming.MODELS_NET: {}, naming.REGISTRY_NET: {}},
+        "networks": {naming.MODELS_NET: {}, naming.REGISTRY_NET: {},
+                     naming.ENGINE_NET: {"internal": True}},
         "volumes": {key: {} for key in common.volume_keys(plans)},
         "configs": {key: {"file": f"./{path}"} for key, path in mounted.items()},
         "secrets": {name: {"file": f"./{SECRETS_DIR}/{name}"} for name in secrets},
@@ -34,6 +35,10 @@ def compose_document(stack: Stack, plans: list[ServicePlan],
 def _service(stack: Stack, plan: ServicePlan, names: set[str],
              files: Mapping[str, str]) -> dict[str, Any]:
     service = common.base_service(plan)
+    if plan.least_privilege:
+        # Compose only: `docker stack deploy` drops security_opt without a word
+        # (Docker 26), so a Swarm service relies on having no capabilities.
+        service["security_opt"] = ["no-new-privileges:true"]
     labels = dict(plan.labels)
     if plan.files:
         service["configs"] = [{"source": f.key, "target": f.target} for f in plan.files]

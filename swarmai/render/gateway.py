@@ -19,6 +19,7 @@ import yaml
 from swarmai import assets
 from swarmai.errors import OperationError
 from swarmai.render import naming
+from swarmai.render.common import http_probe
 from swarmai.render.plan import Healthcheck, Mount, Port, RenderedFile, ServicePlan
 from swarmai.render.runtimes import DEREGISTER_S, serving_port
 from swarmai.spec import Model, Stack, Target, image_for
@@ -35,6 +36,7 @@ READY_PROBE_TIMEOUT_S = 3
 PASSIVE_FAILED_ATTEMPTS = 2
 PASSIVE_WINDOW_S = 5
 DYNAMIC_PATH = "gateway/dynamic/routes.yml"
+DOCKER_SOCKET = "/var/run/docker.sock"
 DYNAMIC_DIR = "/etc/traefik/dynamic"
 # The file provider's directory is a volume, so files can be added while
 # Traefik runs (canary weights): a Swarm config cannot change without
@@ -42,6 +44,8 @@ DYNAMIC_DIR = "/etc/traefik/dynamic"
 DYNAMIC_VOLUME = "gateway-dynamic"
 # Above any rule-length priority Traefik gives the label routers.
 CANARY_PRIORITY = 100_000
+# Where Traefik's provider reads the engine: the proxy, never the socket.
+ENGINE_ENDPOINT = f"tcp://{naming.ENGINE_PROXY}:{naming.ENGINE_PROXY_PORT}"
 
 # The gateway's own assets (gateway/ in a checkout): the static configuration's
 # defaults, and the middlewares every model route goes through.
@@ -62,6 +66,7 @@ def static_config(stack: Stack, target: Target) -> dict[str, Any]:
     _drop(config, "providers", "docker" if provider == "swarm" else "swarm")
     _fill(config, "entryPoints.web.address", f":{naming.GATEWAY_WEB_PORT}")
     _fill(config, "entryPoints.traefik.address", f":{naming.GATEWAY_ADMIN_PORT}")
+    _fill(config, f"providers.{provider}.endpoint", ENGINE_ENDPOINT)
     _fill(config, f"providers.{provider}.network",
           naming.network_name(stack, naming.MODELS_NET, target))
     _fill(config, f"providers.{provider}.constraints",
@@ -228,7 +233,11 @@ def ready_check_labels(stack: Stack, model: Model, path: str) -> dict[str, str]:
 
 
 def gateway_service(stack: Stack, target: Target, host_ports: bool) -> ServicePlan:
-    """Traefik itself: on a manager, socket read-only, admin port private by default."""
+    """Traefik itself: no Docker socket, admin port private by default.
+
+    It reads services and containers through the engine proxy; on Swarm it
+    stays on a manager beside it (the proxy's socket is a manager's).
+    """
     ports = [Port(stack.gateway.port, naming.GATEWAY_WEB_PORT)]
     if stack.gateway.dashboard:
         ports.append(Port(stack.gateway.dashboard_port, naming.GATEWAY_ADMIN_PORT))
@@ -238,11 +247,8 @@ def gateway_service(stack: Stack, target: Target, host_ports: bool) -> ServicePl
         image=image_for(stack.images, "traefik"),
         role="gateway",
         command=("traefik", "--configFile=/etc/traefik/traefik.yml"),
-        networks=(naming.MODELS_NET,),
-        volumes=(
-            Mount("/var/run/docker.sock", "/var/run/docker.sock", read_only=True),
-            Mount(DYNAMIC_VOLUME, DYNAMIC_DIR),
-        ),
+        networks=(naming.MODELS_NET, naming.ENGINE_NET),
+        volumes=(Mount(DYNAMIC_VOLUME, DYNAMIC_DIR),),
         files=(
             RenderedFile("traefik-static", STATIC_PATH, "/etc/traefik/traefik.yml"),
             RenderedFile("traefik-routes", DYNAMIC_PATH, f"{DYNAMIC_DIR}/routes.yml"),
@@ -251,7 +257,29 @@ def gateway_service(stack: Stack, target: Target, host_ports: bool) -> ServicePl
         healthcheck=Healthcheck(("CMD", "traefik", "healthcheck", "--ping"), start_period_s=10),
         ports=tuple(ports),
         manager_only=target == "swarm",
+        depends_on=(naming.ENGINE_PROXY,),
         start_first=not host_ports,
+    )
+
+
+def engine_proxy_service(stack: Stack, target: Target) -> ServicePlan:
+    """The only service with the Docker socket: HAProxy answering read calls only.
+
+    gateway/engine-proxy/haproxy.cfg lists what passes (what Traefik's providers
+    read); everything else, container create and exec included, is a 403.  On
+    the internal engine network, never published; on Swarm, on managers, where
+    the Swarm API is.
+    """
+    return ServicePlan(
+        name=naming.ENGINE_PROXY,
+        image=image_for(stack.images, "engine-proxy"),
+        role="gateway",
+        networks=(naming.ENGINE_NET,),
+        volumes=(Mount(DOCKER_SOCKET, DOCKER_SOCKET, read_only=True),),
+        healthcheck=Healthcheck(http_probe(naming.ENGINE_PROXY_PORT, "/_ping"),
+                                start_period_s=10),
+        manager_only=target == "swarm",
+        least_privilege=True,
     )
 
 

@@ -24,14 +24,19 @@ from swarmai.spec.reserved import TORCHSERVE_STORE as TORCHSERVE_STORE
 # MLflow writes to sit on "registry", which no model server can reach.
 MODELS_NET = "models"
 REGISTRY_NET = "registry"
+# Internal (no way out, nothing attaches): the gateway and the engine proxy only.
+ENGINE_NET = "engine"
 
 GATEWAY = "gateway"
+# The read-only Docker API the gateway's providers read (gateway/engine-proxy).
+ENGINE_PROXY = "engine-proxy"
 MLFLOW = "mlflow"
 POSTGRES = "postgres"
 S3 = "s3"
 
 GATEWAY_WEB_PORT = 80  # inside the Traefik container
 GATEWAY_ADMIN_PORT = 8080  # ping, metrics, dashboard; published only when asked
+ENGINE_PROXY_PORT = 2375  # on the engine network only, never published
 MLFLOW_PORT = 5000
 SEAWEEDFS_S3_PORT = 8333
 MINIO_PORT = 9000

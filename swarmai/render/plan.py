@@ -97,3 +97,6 @@ class ServicePlan:
     # Start the new task before stopping the old one (zero-downtime roll);
     # impossible when the task holds an exclusive GPU or a host-mode port.
     start_first: bool = True
+    # No capabilities, a read-only root file system and no privilege gain
+    # (setuid): for services that need none of them.
+    least_privilege: bool = False

@@ -37,7 +37,9 @@ def swarm_document(
         # which lets a task turn healthy a second after it is ready.
         "version": "3.12",
         "services": {p.name: _service(stack, p, ipvs=ipvs) for p in plans},
-        "networks": {naming.MODELS_NET: dict(overlay), naming.REGISTRY_NET: dict(overlay)},
+        "networks": {naming.MODELS_NET: dict(overlay), naming.REGISTRY_NET: dict(overlay),
+                     # Only the gateway and the engine proxy: nothing can join it.
+                     naming.ENGINE_NET: {"driver": "overlay", "internal": True}},
         "volumes": {key: {} for key in common.volume_keys(plans)},
         "configs": {
             key: {"name": naming.config_name(stack, key, files[path]), "file": f"./{path}"}

@@ -29,6 +29,7 @@ DEFAULT_IMAGES: Mapping[str, str] = MappingProxyType(
         "torchserve-gpu": "pytorch/torchserve:0.12.0-gpu",
         "fastapi": f"swarmai/server:{__version__}",
         "model-sync": f"swarmai/model-sync:{__version__}",
+        "engine-proxy": f"swarmai/engine-proxy:{__version__}",
     }
 )
 

@@ -117,3 +117,34 @@ def engine_snapshot() -> dict[str, set[str]]:
         "configs": {c["Spec"]["Name"] for c in api.configs()} if swarm else set(),
         "secrets": {s["Spec"]["Name"] for s in api.secrets()} if swarm else set(),
     }
+
+
+# Run inside the gateway container (its image has python3): a read and a
+# container create through the engine proxy, and whether the socket is there.
+_ENGINE_PROBE = """
+import json, os, urllib.error, urllib.request
+def call(method, path, body=None):
+    request = urllib.request.Request("http://engine-proxy:2375" + path, method=method,
+                                     data=body, headers={"Content-Type": "application/json"})
+    try:
+        return urllib.request.urlopen(request, timeout=10).status
+    except urllib.error.HTTPError as error:
+        return error.code
+print(json.dumps({
+    "read": call("GET", "/v1.45/version"),
+    "create": call("POST", "/v1.45/containers/create", b'{"Image": "busybox"}'),
+    "socket": os.path.exists("/var/run/docker.sock"),
+}))
+"""
+
+
+def engine_calls_from_gateway(*labels: str) -> dict[str, Any]:
+    """What the gateway container (the one with ``labels``) may do to the engine."""
+    from swarmai.engine import Engine
+
+    api = Engine.from_env().api
+    [container] = api.containers(filters={"label": list(labels), "status": "running"})
+    execution = api.exec_create(container["Id"], ["python3", "-c", _ENGINE_PROBE])
+    output = api.exec_start(execution["Id"]).decode()
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return result

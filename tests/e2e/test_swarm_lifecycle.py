@@ -1,7 +1,8 @@
 """The whole Swarm lifecycle on the real engine, as a user runs it.
 
 Empty registry -> deploy names the missing models and exits 1 -> models push ->
-deploy serves correct predictions through Traefik -> status -> a killed replica
+deploy serves correct predictions through Traefik, which reads the engine
+only through the read-only proxy -> status -> a killed replica
 is replaced -> a re-deploy restarts nothing -> a model missing from MLflow fails
 the deploy with MLflow's message -> rm --volumes leaves the engine as found.
 """
@@ -13,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lifecycle import BAD_MODEL, engine_snapshot, predict_both, swarmai, wait_until, write_stack
+from lifecycle import (
+    BAD_MODEL,
+    engine_calls_from_gateway,
+    engine_snapshot,
+    predict_both,
+    swarmai,
+    wait_until,
+    write_stack,
+)
 
 from swarmai.engine import Engine
 
@@ -60,6 +69,10 @@ def test_swarm_lifecycle(tmp_path: Path, offline_images: dict[str, str],
     assert deployed.returncode == 0, deployed.stderr
     assert f"POST http://127.0.0.1:{PORT}/churn/v1/predict" in deployed.stdout
     assert predict_both(PORT, example_models) == {"iris": "1", "churn": "1"}
+    # Traefik routed that through the engine proxy; it has no socket of its own
+    # and cannot create a container through the proxy.
+    assert engine_calls_from_gateway(f"com.docker.swarm.service.name={NAME}_gateway") == {
+        "read": 200, "create": 403, "socket": False}
 
     status = _status(stack)
     assert (status["model-iris"]["running"], status["model-iris"]["desired"]) == (2, 2)

@@ -17,14 +17,14 @@ def names(images: list[catalog.ImageDef]) -> list[str]:
 
 
 def test_without_offline_only_swarmais_own_images_and_their_base_are_built() -> None:
-    assert names(catalog.plan(offline=False)) == ["base", "server", "model-sync"]
+    assert names(catalog.plan(offline=False)) == ["base", "server", "model-sync", "engine-proxy"]
 
 
 def test_offline_builds_everything_base_first() -> None:
     order = names(catalog.plan(offline=True))
     assert order[0] == "base"
     assert set(order) == {"base", "traefik", "seaweedfs", "mlflow", "postgres", "torchserve",
-                          "server", "model-sync"}
+                          "server", "model-sync", "engine-proxy"}
     assert all(catalog.BY_NAME[name].parent in (None, "base") for name in order)
 
 

@@ -12,7 +12,7 @@ from swarmai.images import catalog, image_tags
 from swarmai.spec.images import DEFAULT_IMAGES
 
 UPSTREAM = {"traefik", "seaweedfs", "mlflow", "postgres", "torchserve"}
-OWN = {"fastapi", "model-sync"}
+OWN = {"fastapi", "model-sync", "engine-proxy"}
 TAG = re.compile(r"^swarmai/(?P<name>[a-z-]+):(?P<version>[0-9a-z.]+)-(?P<hash>[0-9a-f]{12})$")
 
 

@@ -194,7 +194,8 @@ def test_an_unknown_model_names_the_file_and_its_models(stack: Stack) -> None:
 
 
 def test_an_unknown_service_names_the_stacks_services(stack: Stack) -> None:
-    with pytest.raises(UsageError, match=r"no service 'traefik'; its services: gateway, mlflow"):
+    with pytest.raises(UsageError,
+                       match=r"no service 'traefik'; its services: gateway, engine-proxy, mlflow"):
         select_services(stack, Path("demo.yaml"), "swarm", None, ("traefik",))
 
 

@@ -173,7 +173,8 @@ def test_rendered_services_have_the_same_fields_on_both_targets(
     assert model.fields()["resources.limits.memory"] == "700M"
     assert (compose.services["model-scorer"].fields()["version"],
             compose.services["model-scorer"].fields()["resources.limits.memory"]) == ("1", "700M")
-    assert swarm.networks == compose.networks == {"planned_models", "planned_registry"}
+    assert swarm.networks == compose.networks == {"planned_models", "planned_registry",
+                                                         "planned_engine"}
     assert swarm.secrets == compose.secrets == {"planned-s3"}
     assert swarm.configs.keys() == compose.configs.keys()
     # Content hashes: equal for equal files (Traefik's static file names its provider).
@@ -286,7 +287,8 @@ def test_objects_are_created_removed_or_changed_by_name(write_stack: Callable[..
         services={"model-old": ServiceShape(image="x"), **desired.services},
         configs={"traefik-routes": frozenset({"000000000000"}), "gone": frozenset({"1" * 12})},
         secrets=frozenset(),
-        networks=frozenset({"planned_models", "planned_registry", "planned_other"}),
+        networks=frozenset({"planned_models", "planned_registry", "planned_engine",
+                            "planned_other"}),
         volumes=desired.volumes - {"planned_model-cache"},
     )
     changes = [(c.kind, c.name, c.action) for c in diff(desired, live, "swarm")]
@@ -369,7 +371,8 @@ def test_compose_live_lists_secret_files_and_never_shows_a_value(
             {"Id": c["Id"], "Labels": c["Config"]["Labels"]} for c in containers.values()],
         "inspect_container": lambda engine, ident: containers[ident.removesuffix("-1")],
         "inspect_image": lambda engine, ref: SERVER_IMAGE,
-        "networks_labelled": lambda engine, label: ["planned_models", "planned_registry"],
+        "networks_labelled": lambda engine, label: ["planned_models", "planned_registry",
+                                                    "planned_engine"],
         "volumes_labelled": lambda engine, label: [],
     }
     for name, function in fake.items():
@@ -383,7 +386,8 @@ def test_compose_live_lists_secret_files_and_never_shows_a_value(
     plan = plan_live.make_plan(engine, stack, "compose", live, offline=True)
     report = json.dumps(plan.as_dict()) + format_text(plan.as_dict())
     assert [(c.kind, c.name, c.action) for c in plan.changes if c.kind != "volume"] == [
-        ("service", "mlflow", "create"), ("service", "s3", "create")]
+        ("service", "engine-proxy", "create"), ("service", "mlflow", "create"),
+        ("service", "s3", "create")]
     assert plan.models[0].registry_state == "unknown" and plan.models[0].running == "1"
     tokens = [t for content in values.values() for t in content.replace("=", " ").split()
               if len(t) >= 12]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from swarmai.render import render_bundle
+from swarmai.render import gateway, render_bundle
 from swarmai.spec import Stack
 
 Render = Callable[..., dict[str, Any]]
@@ -120,13 +120,34 @@ def test_ipvs_decides_endpoint_mode_and_port_mode(
     ]
 
 
-def test_gateway_runs_on_a_manager_with_a_read_only_socket(
+def test_only_the_engine_proxy_holds_the_docker_socket(
     vision: Stack, main_document: Render
 ) -> None:
-    gateway = main_document(vision, "swarm")["services"]["gateway"]
-    assert gateway["deploy"]["placement"]["constraints"] == ["node.role == manager"]
-    assert {"type": "bind", "source": "/var/run/docker.sock",
-            "target": "/var/run/docker.sock", "read_only": True} in gateway["volumes"]
+    services = main_document(vision, "swarm")["services"]
+    socket = {name for name, service in services.items()
+              for volume in service.get("volumes", [])
+              if volume["source"] == "/var/run/docker.sock"}
+    assert socket == {"engine-proxy"}
+    proxy, gateway = services["engine-proxy"], services["gateway"]
+    # Both on a manager (the Swarm API is a manager's), both on the internal
+    # network, and nothing else on it; the proxy publishes nothing.
+    for service in (proxy, gateway):
+        assert service["deploy"]["placement"]["constraints"] == ["node.role == manager"]
+    assert {n for n, s in services.items() if "engine" in s["networks"]} == {
+        "gateway", "engine-proxy"}
+    assert "ports" not in proxy
+    assert proxy["cap_drop"] == ["ALL"] and proxy["read_only"] is True
+
+
+def test_the_engine_network_is_internal(vision: Stack, main_document: Render) -> None:
+    network = main_document(vision, "swarm")["networks"]["engine"]
+    assert network == {"driver": "overlay", "internal": True}
+
+
+def test_traefik_reads_the_engine_through_the_proxy(vision: Stack) -> None:
+    for target, provider in (("swarm", "swarm"), ("compose", "docker")):
+        config = gateway.static_config(vision, target)
+        assert config["providers"][provider]["endpoint"] == "tcp://engine-proxy:2375"
 
 
 def test_only_the_gateway_port_is_published(vision: Stack, main_document: Render) -> None:
