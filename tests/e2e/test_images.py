@@ -130,7 +130,7 @@ def test_every_image_is_built_in_dependency_order(builds: Builds) -> None:
     keys = [result.key for result in builds.first]
     assert keys[0] == "base"
     assert set(keys) == {"base", "traefik", "seaweedfs", "mlflow", "postgres", "torchserve",
-                         "fastapi", "model-sync"}
+                         "fastapi", "model-sync", "engine-proxy"}
 
 
 def test_a_second_build_with_nothing_changed_builds_nothing_in_seconds(builds: Builds) -> None:
