@@ -10,9 +10,11 @@ against the baseline it measured in the same run):
   rollout    `swarmai promote` against naive rollouts, Swarm and Compose
   lifecycle  deploy, up, rm, down against the engine's own commands;
              Traefik routed against straight to the server
+  auth       Traefik with swarmai's generated login, and with bcrypt, against
+             the same route without a login
   images     every offline image's size and its largest layers
 
-`server`, `rollout`, `lifecycle` and `images` need the engine, the offline
+`server`, `rollout`, `lifecycle`, `auth` and `images` need the engine, the offline
 images and wrk (what scripts/test.sh installs); the plots need matplotlib
 (`.venv/bin/pip install --require-hashes -r bench/requirements.lock`).
 
@@ -36,6 +38,7 @@ BENCHES: dict[str, list[str]] = {
     "server": ["server.py"],
     "rollout": ["rollout.py", "--compose"],
     "lifecycle": ["lifecycle.py"],
+    "auth": ["gateway_auth.py"],
     "images": ["images.py"],
 }
 PLOTTING = {"server", "lifecycle"}  # the ones that take --plots DIR

@@ -16,6 +16,15 @@ if [ -z "$access" ] || [ -z "$secret" ]; then
   echo "swarmai: $creds must hold aws_access_key_id and aws_secret_access_key" >&2
   exit 1
 fi
+# SeaweedFS takes its keys in a JSON file written below: a key holding `"` or
+# `\` could add an identity of its own there.  Generated keys (and AWS's) are
+# letters, digits and /+=; allow a few more, nothing that JSON treats specially.
+case "$access$secret" in
+  *[!A-Za-z0-9/+=._~-]*)
+    echo "swarmai: the keys in $creds may hold only letters, digits and /+=._~- ;" \
+      "generate new ones with: swarmai secrets rotate FILE $SWARMAI_S3_SECRET" >&2
+    exit 1 ;;
+esac
 case "$access:$secret" in
   minioadmin:*|*:minioadmin|admin:admin|*:password|*:changeme)
     echo "swarmai: refusing well-known default S3 credentials; put generated keys in $creds" >&2

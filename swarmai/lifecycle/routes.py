@@ -58,20 +58,36 @@ def prediction_url(stack: Stack, model: Model, host: str) -> str:
     return f"{base}/predictions/{model.name}"
 
 
+def gateway_refusals(stack: Stack, model: Model) -> dict[int, str]:
+    """The answers the gateway itself gives swarmai's own requests on ``model``'s route,
+    by status, with why: a login it does not have (401), an address outside the
+    route's ``allow_ips`` (403).  Such an answer proves the route; it cannot show
+    which version serves."""
+    refusals = {}
+    if stack.gateway.auth is not None:
+        refusals[401] = "the gateway requires basic auth"
+    if model.gateway is not None and model.gateway.allow_ips is not None:
+        refusals[403] = f"{model.public_route} allows only {', '.join(model.gateway.allow_ips)}"
+    return refusals
+
+
 def check_routes(stack: Stack, host: str, *, progress: Callable[[str], None],
                  wait_s: float = ROUTE_WAIT_S) -> list[RouteCheck]:
-    """GET every model's probe through the gateway until it answers 200 (or 401 behind auth)."""
+    """GET every model's probe through the gateway until it answers 200, or what the
+    gateway answers without reaching the model (gateway_refusals)."""
     checks = []
     for model in stack.models:
         url = public_url(stack, model, host) + probe_path(model)
-        check = _wait_for(model, url, wait_s, accept_401=stack.gateway.auth is not None)
+        refusals = gateway_refusals(stack, model)
+        check = _wait_for(model, url, wait_s, accepted=set(refusals))
         progress(f"  route {model.public_route} -> {model.name}: HTTP {check.status}"
-                 + (f", version {check.version}" if check.version else ""))
+                 + (f", version {check.version}" if check.version else "")
+                 + (f" ({refusals[check.status]})" if check.status in refusals else ""))
         checks.append(check)
     return checks
 
 
-def _wait_for(model: Model, url: str, wait_s: float, *, accept_401: bool) -> RouteCheck:
+def _wait_for(model: Model, url: str, wait_s: float, *, accepted: set[int]) -> RouteCheck:
     deadline = time.monotonic() + wait_s
     last = "no answer"
     while True:
@@ -80,8 +96,8 @@ def _wait_for(model: Model, url: str, wait_s: float, *, accept_401: bool) -> Rou
                 return RouteCheck(model.name, url, response.status,
                                   response.headers.get("X-Model-Version"))
         except urllib.error.HTTPError as error:
-            if error.code == 401 and accept_401:
-                return RouteCheck(model.name, url, 401, None)
+            if error.code in accepted:
+                return RouteCheck(model.name, url, error.code, None)
             last = f"HTTP {error.code}"
         except (urllib.error.URLError, OSError) as error:
             last = str(getattr(error, "reason", error))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from swarmai.errors import OperationError
 from swarmai.lifecycle.backend import Backend
+from swarmai.lifecycle.routes import gateway_refusals
 from swarmai.lifecycle.status import served_version
 from swarmai.render import naming
 from swarmai.spec import Model, Stack
@@ -29,13 +30,17 @@ def wait_for_version(stack: Stack, model: Model, version: str, host: str, *,
     ``share``: a canary; one answer in ``_CANARY_PROBES`` from ``version``
     proves the weighted route reaches it.
     """
-    if stack.gateway.auth is not None:
-        progress("the gateway requires basic auth: the served version is not checked")
+    if refusals := gateway_refusals(stack, model):
+        progress(f"{'; '.join(refusals.values())}: the served version is not checked")
         return
+    # A rate-limited route: probe no faster than it allows, or its 429s break the streak.
+    limit = model.gateway.rate_limit if model.gateway is not None else None
+    pause = 0.0 if limit is None else 1 / limit.average
     deadline = time.monotonic() + timeout_s
     streak, last = 0, "?"
     probes = 0
     while time.monotonic() < deadline:
+        time.sleep(pause)
         last = served_version(stack, model, host)
         probes += 1
         if last == "" and model.runtime == "app":

@@ -26,8 +26,10 @@ def base_service(plan: ServicePlan) -> dict[str, Any]:
     if plan.gpus is None:
         service["environment"]["NVIDIA_VISIBLE_DEVICES"] = NO_GPUS
     service["networks"] = list(plan.networks)
-    if plan.volumes:
-        service["volumes"] = [volume(m) for m in plan.volumes]
+    volumes = [volume(m) for m in plan.volumes]
+    volumes += [{"type": "tmpfs", "target": target} for target in plan.tmpfs]
+    if volumes:
+        service["volumes"] = volumes
     if plan.secrets:
         service["secrets"] = [{"source": s, "target": s} for s in plan.secrets]
     if plan.healthcheck is not None:

@@ -102,6 +102,8 @@ def dynamic_config(stack: Stack) -> dict[str, Any]:
     """The file provider's configuration: middlewares, and the dashboard router."""
     middlewares: dict[str, Any] = route_middlewares()
     for model in stack.models:
+        for rules in _rule_middlewares(model):
+            middlewares.update(rules)
         middlewares[_strip_name(model)] = {
             "stripPrefix": {"prefixes": [model.public_route]},
         }
@@ -184,13 +186,38 @@ def _literal(text: str) -> str:
     return text.replace(".", r"\.")
 
 
+def _rule_middlewares(model: Model) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The middlewares of ``model.gateway``, by name: those before the login, those after.
+
+    The address check and the rate limit come first, so that neither a stranger
+    nor a flood costs a password check; the body limit after the login, since
+    it buffers the body.
+    """
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    rules = model.gateway
+    if rules is None:
+        return before, after
+    if rules.allow_ips is not None:
+        before[f"allow-{model.name}"] = {"ipAllowList": {"sourceRange": list(rules.allow_ips)}}
+    if rules.rate_limit is not None:
+        limit = rules.rate_limit
+        before[f"ratelimit-{model.name}"] = {"rateLimit": {
+            "average": limit.average, "period": "1s", "burst": limit.burst or limit.average}}
+    if rules.max_body_mb is not None:
+        after[f"body-{model.name}"] = {
+            "buffering": {"maxRequestBodyBytes": rules.max_body_mb * 1024 * 1024}}
+    return before, after
+
+
 def _chain(stack: Stack, model: Model) -> list[str]:
+    """A route's middlewares: address, rate, login, body, prefix, then gateway/middlewares.yml."""
     names = [RETRY_UNSENT if name == RETRY and not model.idempotent else name
              for name in _parsed(MIDDLEWARES)]
-    chain = [f"{_strip_name(model)}@file", *(f"{name}@file" for name in names)]
-    if stack.gateway.auth is not None:
-        chain.insert(0, "auth@file")
-    return chain
+    before, after = _rule_middlewares(model)
+    login = ["auth"] if stack.gateway.auth is not None else []
+    chain = [*before, *login, *after, _strip_name(model), *names]
+    return [f"{name}@file" for name in chain]
 
 
 def router_labels(stack: Stack, model: Model, port: int, target: Target) -> dict[str, str]:
@@ -259,6 +286,11 @@ def gateway_service(stack: Stack, target: Target, host_ports: bool) -> ServicePl
         manager_only=target == "swarm",
         depends_on=(naming.ENGINE_PROXY,),
         start_first=not host_ports,
+        least_privilege=True,
+        # Traefik spills request bodies it buffers (retry, body limits) above 1 MiB here.
+        tmpfs=("/tmp",),
+        labels={naming.ROOT_LABEL: "reads the login file, which Compose mounts as root's "
+                "(0600); it holds no capability, so root here owns no more than that file"},
     )
 
 
@@ -280,6 +312,8 @@ def engine_proxy_service(stack: Stack, target: Target) -> ServicePlan:
                                 start_period_s=10),
         manager_only=target == "swarm",
         least_privilege=True,
+        labels={naming.ROOT_LABEL: "opens the Docker socket, which is root's; it holds no "
+                "capability, and HAProxy lets only reads through"},
     )
 
 

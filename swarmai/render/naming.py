@@ -28,6 +28,8 @@ REGISTRY_NET = "registry"
 ENGINE_NET = "engine"
 
 GATEWAY = "gateway"
+# On a service that runs as root: why (`docker inspect` and the render say it).
+ROOT_LABEL = "swarmai.runs-as-root"
 # The read-only Docker API the gateway's providers read (gateway/engine-proxy).
 ENGINE_PROXY = "engine-proxy"
 MLFLOW = "mlflow"

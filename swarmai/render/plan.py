@@ -97,6 +97,8 @@ class ServicePlan:
     # Start the new task before stopping the old one (zero-downtime roll);
     # impossible when the task holds an exclusive GPU or a host-mode port.
     start_first: bool = True
-    # No capabilities, a read-only root file system and no privilege gain
-    # (setuid): for services that need none of them.
+    # No capabilities, a read-only root file system (``tmpfs`` aside) and no
+    # privilege gain (setuid): for services that need none of them.
     least_privilege: bool = False
+    # Writable in-memory folders, for a read-only root file system.
+    tmpfs: tuple[str, ...] = ()

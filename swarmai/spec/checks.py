@@ -23,7 +23,7 @@ __all__ = ["Finding", "Loc", "check_stack"]
 def check_stack(stack: Stack, target: Target) -> list[Finding]:
     """Every cross-field problem of ``stack`` when deployed to ``target``."""
     findings: list[Finding] = []
-    for check in (_unique_names, _routes, _runtime_blocks, _storage, _images,
+    for check in (_unique_names, _routes, _runtime_blocks, _storage, _images, _gateway,
                   check_model_settings):
         findings.extend(check(stack))
     findings.extend(_gpu_devices(stack, target))
@@ -57,6 +57,18 @@ def _routes(stack: Stack) -> Iterator[Finding]:
             )
         else:
             first_seen[route] = index
+
+
+def _gateway(stack: Stack) -> Iterator[Finding]:
+    """Nothing of Traefik's own API published without a login."""
+    if stack.gateway.dashboard and stack.gateway.auth is None:
+        yield Finding(
+            ("gateway", "dashboard"),
+            "the dashboard would publish Traefik's API and configuration to anyone "
+            "who reaches gateway.dashboard_port: it needs gateway.auth",
+            "set gateway.auth.basic_users_secret (swarmai generates the login), "
+            "or remove dashboard: true",
+        )
 
 
 def _runtime_blocks(stack: Stack) -> Iterator[Finding]:

@@ -8,6 +8,7 @@ file, so a ``Stack`` in hand has always passed both.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Annotated, Literal, NoReturn, TypeVar
@@ -115,6 +116,23 @@ def _volume_source(value: str) -> str:
     return value
 
 
+def _ip_range(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError:
+        pass
+    # 10.0.0.1/8 (host bits set) is a typo for a range or for one address;
+    # refusing it beats silently allowing a whole /8.
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or CIDR range "
+                         "(for example '10.0.0.0/8' or '192.0.2.7')") from None
+    address = value.split("/")[0]
+    raise ValueError(f"{value!r} has bits set past its /{network.prefixlen} prefix: write "
+                     f"'{network}' for the range, or '{address}' for the one address")
+
+
 DnsLabel = Annotated[str, _matches(DNS_LABEL, "a lowercase DNS label of at most 40 characters",
                                    "'vision' or 'fraud-v2'")]
 NodeName = Annotated[str, _matches(HOSTNAME, "a node hostname", "'gpu-a'")]
@@ -135,6 +153,7 @@ VolumeSource = Annotated[str, AfterValidator(_volume_source)]
 ImageRef = Annotated[str, _matches(IMAGE_REF, "an image reference",
                                    "'registry.local/traefik:v3.7.15'")]
 UrlPath = Annotated[str, _matches(URL_PATH, "a URL path", "'/healthz' or '/health/ready'")]
+IpRange = Annotated[str, AfterValidator(_ip_range)]
 # A command-line argument: `--port, 9000` in YAML is text too, spelled as written.
 Argument = Annotated[str, BeforeValidator(_env_text)]
 
@@ -263,6 +282,22 @@ class Server(_Spec):
     docs: bool | None = None
 
 
+class RateLimit(_Spec):
+    """Requests per second from one client address; up to ``burst`` at once (default: average)."""
+
+    average: int = Field(ge=1, le=1_000_000)
+    burst: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+class RouteRules(_Spec):
+    """What the gateway enforces on a model's route before a request reaches a server:
+    past the rate 429, a larger body 413, an address outside ``allow_ips`` 403."""
+
+    rate_limit: RateLimit | None = None
+    max_body_mb: int | None = Field(default=None, ge=1, le=1024)
+    allow_ips: Annotated[tuple[IpRange, ...], AfterValidator(_non_empty)] | None = None
+
+
 class App(_Spec):
     """Your own server image as a model's runtime (``runtime: app``).
 
@@ -299,6 +334,7 @@ class Model(_Spec):
     volumes: tuple[Volume, ...] = ()
     shm_size: DockerSize | None = None
     server: Server | None = None
+    gateway: RouteRules | None = None
     # Whether a prediction may be sent twice: the gateway then retries one whose
     # replica died before answering (a 502) on another replica.
     idempotent: bool = True

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import configparser
+import hashlib
 from pathlib import Path
 
-import bcrypt
 import pytest
 import yaml
 
-from swarmai.lifecycle.routes import prediction_url, probe_path, public_url
+from swarmai.lifecycle.routes import gateway_refusals, prediction_url, probe_path, public_url
 from swarmai.lifecycle.secrets import secret_values
 from swarmai.lifecycle.steps import registry_only_file, state_directory
 from swarmai.render import render_bundle
-from swarmai.spec import load_stack
+from swarmai.spec import RouteRules, load_stack
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,11 +26,13 @@ def test_generated_secrets_have_the_formats_their_readers_expect() -> None:
     assert len(creds["default"]["aws_secret_access_key"]) == 40
     assert values["mlflow-db-password"].content.isalnum()
     user, hashed = values["gateway-htpasswd"].content.strip().split(":", 1)
-    assert user == "swarmai" and hashed.startswith("$2y$")
+    assert user == "swarmai" and hashed.startswith("{SHA}")
     reveal = values["gateway-htpasswd"].reveal or ""
     shown_user, password = reveal.strip().split(":", 1)
-    assert shown_user == user
-    assert bcrypt.checkpw(password.encode(), hashed.replace("$2y$", "$2b$", 1).encode())
+    assert shown_user == user and len(password) == 32 and password.isalnum()
+    # htpasswd's {SHA} form, as Traefik checks it: base64 of the password's SHA-1.
+    digest = base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
+    assert hashed == "{SHA}" + digest
     assert values["s3-creds"].content != secret_values(
         load_stack(REPO / "stacks/vision.yaml"))["s3-creds"].content
 
@@ -68,3 +71,14 @@ def test_urls_under_each_runtime() -> None:
     assert probe_path(bert) == "/v1/models/bert" and probe_path(resnet) == "/ping"
     dev = load_stack(REPO / "stacks/dev.yaml")
     assert public_url(dev, dev.models[0], "127.0.0.1") == "http://127.0.0.1:8080/models/iris"
+
+
+def test_what_the_gateway_answers_for_itself_proves_a_route() -> None:
+    vision = load_stack(REPO / "stacks/vision.yaml")
+    fenced = vision.models[0].model_copy(update={"gateway": RouteRules(
+        allow_ips=("192.0.2.0/24",))})
+    assert gateway_refusals(vision, fenced) == {
+        401: "the gateway requires basic auth",
+        403: f"{fenced.public_route} allows only 192.0.2.0/24"}
+    dev = load_stack(REPO / "stacks/dev.yaml")
+    assert gateway_refusals(dev, dev.models[0]) == {}

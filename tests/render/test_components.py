@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from swarmai.render import gateway, render_bundle, runtimes
+from swarmai.render import gateway, naming, render_bundle, runtimes
 from swarmai.render.nodes import node_configs
-from swarmai.spec import Stack, load_stack
+from swarmai.spec import RateLimit, RouteRules, Stack, load_stack
 
 REPO = Path(__file__).resolve().parents[2]
 Render = Callable[..., dict[str, Any]]
@@ -24,6 +24,31 @@ def test_traefik_static_polls_swarm_fast_and_keeps_the_dashboard_private(vision:
     assert swarm["constraints"] == "Label(`swarmai.stack`,`vision`)"
     assert static["api"] == {"dashboard": False, "insecure": False}
     assert static["providers"]["file"] == {"directory": "/etc/traefik/dynamic", "watch": True}
+
+
+def test_route_rules_refuse_cheapest_first(vision: Stack) -> None:
+    rules = RouteRules(rate_limit=RateLimit(average=5), max_body_mb=2,
+                       allow_ips=("10.0.0.0/8", "192.0.2.7/32"))
+    bert = vision.models[0].model_copy(update={"gateway": rules})
+    stack = vision.model_copy(update={"models": (bert, *vision.models[1:])})
+    middlewares = gateway.dynamic_config(stack)["http"]["middlewares"]
+    name = bert.name
+    assert middlewares[f"allow-{name}"] == {
+        "ipAllowList": {"sourceRange": ["10.0.0.0/8", "192.0.2.7/32"]}}
+    assert middlewares[f"ratelimit-{name}"] == {
+        "rateLimit": {"average": 5, "period": "1s", "burst": 5}}
+    assert middlewares[f"body-{name}"] == {"buffering": {"maxRequestBodyBytes": 2 * 1024**2}}
+    labels = gateway.router_labels(stack, bert, 8501, "swarm")
+    chain = labels[f"traefik.http.routers.{naming.router_name(stack, bert)}.middlewares"]
+    # A stranger or a flood is refused before a password is checked, and a
+    # body is buffered only for a client that logged in.
+    assert chain.split(",")[:5] == [f"allow-{name}@file", f"ratelimit-{name}@file",
+                                    "auth@file", f"body-{name}@file", f"strip-{name}@file"]
+    # Models without rules get none of them.
+    plain = vision.models[1]
+    other = gateway.router_labels(stack, plain, 8080, "swarm")
+    other_chain = other[f"traefik.http.routers.{naming.router_name(stack, plain)}.middlewares"]
+    assert other_chain.split(",")[:2] == ["auth@file", f"strip-{plain.name}@file"]
 
 
 def test_traefik_dynamic_has_strip_retry_and_auth(vision: Stack) -> None:

@@ -38,6 +38,18 @@ def test_servers_wait_for_what_they_need(main_document: Render) -> None:
     assert all(s["restart"] == "unless-stopped" for s in services.values())
 
 
+def test_the_gateway_and_engine_proxy_gain_no_privileges(main_document: Render) -> None:
+    dev = load_stack(REPO / "stacks/dev.yaml")
+    document = main_document(dev, "compose")
+    services = document["services"]
+    for name in ("gateway", "engine-proxy"):
+        assert services[name]["cap_drop"] == ["ALL"] and services[name]["read_only"] is True
+        assert services[name]["security_opt"] == ["no-new-privileges:true"]
+    # Traefik reads the engine only once the proxy answers; nothing else shares its network.
+    assert services["gateway"]["depends_on"] == {"engine-proxy": {"condition": "service_healthy"}}
+    assert document["networks"]["engine"] == {"internal": True}
+
+
 def test_secrets_come_from_files_next_to_the_compose_file(main_document: Render) -> None:
     dev = load_stack(REPO / "stacks/dev.yaml")
     document = main_document(dev, "compose")

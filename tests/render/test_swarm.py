@@ -126,7 +126,7 @@ def test_only_the_engine_proxy_holds_the_docker_socket(
     services = main_document(vision, "swarm")["services"]
     socket = {name for name, service in services.items()
               for volume in service.get("volumes", [])
-              if volume["source"] == "/var/run/docker.sock"}
+              if volume.get("source") == "/var/run/docker.sock"}
     assert socket == {"engine-proxy"}
     proxy, gateway = services["engine-proxy"], services["gateway"]
     # Both on a manager (the Swarm API is a manager's), both on the internal
@@ -136,7 +136,11 @@ def test_only_the_engine_proxy_holds_the_docker_socket(
     assert {n for n, s in services.items() if "engine" in s["networks"]} == {
         "gateway", "engine-proxy"}
     assert "ports" not in proxy
-    assert proxy["cap_drop"] == ["ALL"] and proxy["read_only"] is True
+    # Both hold no capability on a read-only root file system, and say why they are root.
+    for service in (proxy, gateway):
+        assert service["cap_drop"] == ["ALL"] and service["read_only"] is True
+        assert service["deploy"]["labels"]["swarmai.runs-as-root"]
+    assert {"type": "tmpfs", "target": "/tmp"} in gateway["volumes"]
 
 
 def test_the_engine_network_is_internal(vision: Stack, main_document: Render) -> None:

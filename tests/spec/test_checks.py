@@ -137,16 +137,19 @@ def test_node_without_gpus_says_none(write_stack: Write) -> None:
 # --- routes ---------------------------------------------------------------------
 
 
+AUTH = "auth: {basic_users_secret: gateway-htpasswd}"
+
+
 def test_dashboard_like_routes_are_allowed(write_stack: Write) -> None:
     # The dashboard lives on its own entrypoint (gateway.dashboard_port), so
     # /api and /dashboard on the model entrypoint never collide with it.
-    on = NODES.replace("nodes:", "gateway: {dashboard: true}\nnodes:")
+    on = NODES.replace("nodes:", f"gateway: {{dashboard: true, {AUTH}}}\nnodes:")
     path = write_stack(on + model("a", "route: /dashboard") + model("b", "route: /api"))
     assert load_stack(path).gateway.dashboard is True
 
 
 def test_dashboard_on_allows_other_routes(write_stack: Write) -> None:
-    path = write_stack(NODES.replace("nodes:", "gateway: {dashboard: true}\nnodes:")
+    path = write_stack(NODES.replace("nodes:", f"gateway: {{dashboard: true, {AUTH}}}\nnodes:")
                        + model("a") + model("b", "route: /predict/b"))
     assert [m.public_route for m in load_stack(path).models] == ["/models/a", "/predict/b"]
 
