@@ -289,8 +289,8 @@ def gateway_service(stack: Stack, target: Target, host_ports: bool) -> ServicePl
         least_privilege=True,
         # Traefik spills request bodies it buffers (retry, body limits) above 1 MiB here.
         tmpfs=("/tmp",),
-        labels={naming.ROOT_LABEL: "reads the login file, which Compose mounts as root's "
-                "(0600); it holds no capability, so root here owns no more than that file"},
+        labels={naming.ROOT_LABEL: "reads its login file, which Compose mounts as root's only "
+                "(0600); it holds no capability and its root file system is read-only"},
     )
 
 
@@ -313,7 +313,7 @@ def engine_proxy_service(stack: Stack, target: Target) -> ServicePlan:
         manager_only=target == "swarm",
         least_privilege=True,
         labels={naming.ROOT_LABEL: "opens the Docker socket, which is root's; it holds no "
-                "capability, and HAProxy lets only reads through"},
+                "capability, and HAProxy passes only reads"},
     )
 
 
