@@ -37,6 +37,8 @@ def test_what_traefiks_providers_read_passes(path: str) -> None:
     "/v1.45/containers/..%2F..%2Fcreate", "/v1.45/containers/abc/json/../../create",
     "/v1.45/containers/abc/archive", "/swarm", "/v1.45/plugins", "/v1.45/nodes/abc/update",
     "/v1.45/services/abc/logs", "/v1.45/tasks/abc/logs", "/v1.45/networks/abc/connect",
+    "/v1.45/containers/../json", "/v1.45/containers/./json", "/v1.45/nodes/..",
+    "/v1.45/services/.hidden",
 ])
 def test_anything_else_is_refused(path: str) -> None:
     assert not _rule().search(path)
