@@ -15,6 +15,7 @@ from typing import Any
 
 from swarmai import engine as docker
 from swarmai.engine import BindMount, Engine, NodeJobResult, SwarmNode
+from swarmai.render import naming
 
 # The node agent's command line in swarmai's server image (the published
 # interface to swarmai.incontainer.nodeagent, which host code may not import).
@@ -24,7 +25,7 @@ VOLUMES_TIMEOUT_S = 120.0
 # The engine's socket: a node's runtime list, and its volumes, are known only to
 # its own engine.  The job is swarmai's own code and lives seconds.  /etc, read
 # only, for the NVIDIA runtime's config.toml.
-_SOCKET = BindMount("/var/run/docker.sock", "/var/run/docker.sock")
+_SOCKET = BindMount(naming.DOCKER_SOCKET, naming.DOCKER_SOCKET)
 FACTS_MOUNTS = (_SOCKET, BindMount("/etc", "/host/etc", read_only=True))
 VOLUMES_MOUNTS = (_SOCKET,)
 

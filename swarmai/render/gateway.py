@@ -36,7 +36,6 @@ READY_PROBE_TIMEOUT_S = 3
 PASSIVE_FAILED_ATTEMPTS = 2
 PASSIVE_WINDOW_S = 5
 DYNAMIC_PATH = "gateway/dynamic/routes.yml"
-DOCKER_SOCKET = "/var/run/docker.sock"
 DYNAMIC_DIR = "/etc/traefik/dynamic"
 # The file provider's directory is a volume, so files can be added while
 # Traefik runs (canary weights): a Swarm config cannot change without
@@ -307,7 +306,7 @@ def engine_proxy_service(stack: Stack, target: Target) -> ServicePlan:
         image=image_for(stack.images, "engine-proxy"),
         role="gateway",
         networks=(naming.ENGINE_NET,),
-        volumes=(Mount(DOCKER_SOCKET, DOCKER_SOCKET, read_only=True),),
+        volumes=(Mount(naming.DOCKER_SOCKET, naming.DOCKER_SOCKET, read_only=True),),
         healthcheck=Healthcheck(http_probe(naming.ENGINE_PROXY_PORT, "/_ping"),
                                 start_period_s=10),
         manager_only=target == "swarm",

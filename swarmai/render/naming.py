@@ -39,6 +39,9 @@ S3 = "s3"
 GATEWAY_WEB_PORT = 80  # inside the Traefik container
 GATEWAY_ADMIN_PORT = 8080  # ping, metrics, dashboard; published only when asked
 ENGINE_PROXY_PORT = 2375  # on the engine network only, never published
+# The engine's socket on every node: only the engine proxy and swarmai's
+# seconds-long node jobs mount it.
+DOCKER_SOCKET = "/var/run/docker.sock"
 MLFLOW_PORT = 5000
 SEAWEEDFS_S3_PORT = 8333
 MINIO_PORT = 9000
