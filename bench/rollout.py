@@ -41,7 +41,7 @@ PORT = 18780
 STACK = """\
 version: 1
 name: {name}
-gateway: {{port: {port}}}
+gateway: {{port: {port}, tls: {{mode: "off"}}}}
 storage: {{backend: seaweedfs, bucket: models, credentials_secret: {name}-s3}}
 registry: {{backend_store: sqlite}}
 models:

@@ -38,13 +38,15 @@ fi
 
 log "a prediction through the gateway"
 request='{"dataframe_records": [{"support_calls": 3, "tenure_months": 5}]}'
-curl -sS --fail-with-body --max-time 30 localhost:8080/churn/v1/predict \
+# HTTPS, verified against swarmai's local CA (which issued the gateway's certificate).
+ca=$(swarmai secrets ca 2>/dev/null)
+curl -sS --fail-with-body --max-time 30 --cacert "$ca" https://localhost:8443/churn/v1/predict \
   -H 'Content-Type: application/json' -d "$request"
 echo
 cat >&2 <<HELP
 
-Served.  Try it yourself:
-  curl -s localhost:8080/churn/v1/predict -H 'Content-Type: application/json' \\
-    -d '$request'
+Served.  Try it yourself (the gateway's certificate is from swarmai's local CA, $ca):
+  curl -s --cacert $ca https://localhost:8443/churn/v1/predict \\
+    -H 'Content-Type: application/json' -d '$request'
 Then: .venv/bin/swarmai status $STACK -t compose, and .venv/bin/swarmai down $STACK --volumes
 HELP

@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "swarmai.errors": 0,
     "swarmai.modeluri": 0,
     "swarmai.files": 0,
+    "swarmai.tlsca": 0,
     "swarmai.spec": 1,
     "swarmai.assets": 1,  # where the gateway/ and registry/ asset folders are
     "swarmai.render": 2,

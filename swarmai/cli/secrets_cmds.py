@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from swarmai import tlsca
 from swarmai.cli.common import (
     TARGETS,
     output_option,
@@ -47,8 +48,9 @@ def rotate(stack_file: Path, name: str, target: Target, state_dir: Path | None,
     NAME is a secret swarmai generated for the stack: registry.db_password_secret
     (the database password: changed in Postgres with ALTER ROLE, the data stays),
     storage.credentials_secret (the S3 store's keys, unless storage is external),
-    or gateway.auth.basic_users_secret (the new login is written to
-    NAME.credentials in the state directory, never printed).  Secrets you
+    gateway.auth.basic_users_secret (the new login is written to
+    NAME.credentials in the state directory, never printed), or gateway.tls.secret
+    with tls.mode local (a new certificate from swarmai's local CA).  Secrets you
     created yourself are refused (exit 2).
 
     \b
@@ -88,3 +90,24 @@ def rotate(stack_file: Path, name: str, target: Target, state_dir: Path | None,
     if report.revealed is not None:
         click.echo(f"the new login is in {report.revealed} (readable by you only)")
     click.echo(f"rotated {name}; restarted: {', '.join(report.services) or 'nothing'}")
+
+
+@secrets.command("ca")
+def ca() -> None:
+    """Print the path of swarmai's local CA certificate, creating the CA if there is none.
+
+    A stack with gateway.tls.mode local (the default) serves HTTPS with a
+    certificate this CA issued.  Clients trust the CA, not each certificate:
+    the path goes to stdout for scripts, how to trust it to stderr.  The CA
+    lives in $SWARMAI_CA_DIR, or $XDG_DATA_HOME/swarmai/ca (its key readable
+    by you only).
+
+    \b
+    Examples:
+      curl --cacert "$(swarmai secrets ca)" https://127.0.0.1/churn/v1/predict ...
+      SWARMAI_CA_DIR=/srv/swarmai-ca swarmai secrets ca
+    """
+    local_ca = run_action(tlsca.ensure_ca)
+    click.echo(str(local_ca.cert))
+    click.echo(("created swarmai's local CA; " if local_ca.created else "")
+               + tlsca.trust_hint(local_ca), err=True)

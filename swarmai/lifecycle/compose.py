@@ -28,7 +28,7 @@ from swarmai.lifecycle.plan_live import compose_live
 from swarmai.lifecycle.plan_shapes import LiveState
 from swarmai.lifecycle.rotation import RotationReport, keep_reveal, require_rotatable
 from swarmai.lifecycle.rotation_compose import rotate_compose
-from swarmai.lifecycle.secrets import external_secret_hint, secret_values
+from swarmai.lifecycle.secrets import secret_values, user_secrets
 from swarmai.lifecycle.status import ServiceStatus
 from swarmai.lifecycle.steps import (
     Prepared,
@@ -203,6 +203,12 @@ class ComposeBackend:
         # non-root users of the containers they are bind-mounted into.
         folder.mkdir(parents=True, exist_ok=True)
         os.chmod(folder, 0o700)
+        # What swarmai cannot generate (an external store's keys, your certificate)
+        # must be there already.
+        for needed, missing in user_secrets(stack).items():
+            if not (folder / needed).exists():
+                raise UsageError(f"{folder / needed} does not exist; write {missing.holds} "
+                                 "there")
         for name, value in secret_values(stack).items():
             path = folder / name
             # Created whole or not at all, and never replaced: a half-written
@@ -211,14 +217,12 @@ class ComposeBackend:
                 continue
             report.created_secrets.append(name)
             progress(f"created secret {name} with a random value in {path}")
+            if value.note:
+                progress(f"  {value.note}")
             if value.reveal:
                 credentials = prepared.directory / f"{name}.credentials"
                 write_private(credentials, value.reveal)
                 report.revealed.append(credentials)
-        needed = folder / stack.storage.credentials_secret
-        if stack.storage.backend == "external" and not needed.exists():
-            raise UsageError(f"{needed} does not exist; write your store's keys there "
-                             "(AWS shared-credentials format), or " + external_secret_hint(stack))
 
     def start_registry(self, prepared: Prepared, services: Sequence[str], since: datetime,
                        options: StartOptions, progress: Progress) -> None:

@@ -47,7 +47,7 @@ from swarmai.render import Bundle, Serving, render_bundle
 from swarmai.render.compose import SECRETS_DIR
 from swarmai.render.naming import MLFLOW, MODELS_NET, content_hash
 from swarmai.spec import Stack, Target
-from swarmai.spec.models import FrozenDict
+from swarmai.spec.fields import FrozenDict
 
 _HASH = re.compile(r"^[0-9a-f]{12}$")
 _SERVICE_LABEL = "com.docker.compose.service"

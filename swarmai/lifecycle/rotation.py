@@ -36,7 +36,7 @@ from typing import Protocol
 
 from swarmai.errors import OperationError, UsageError
 from swarmai.files import write_private
-from swarmai.lifecycle.secrets import SecretValue, secret_values
+from swarmai.lifecycle.secrets import SecretValue, secret_values, user_secrets
 from swarmai.lifecycle.steps import Progress
 from swarmai.spec import Stack
 
@@ -162,6 +162,8 @@ def yaml_paths(stack: Stack) -> dict[str, str]:
         paths[stack.registry.db_password_secret] = "registry.db_password_secret"
     if stack.gateway.auth is not None:
         paths[stack.gateway.auth.basic_users_secret] = "gateway.auth.basic_users_secret"
+    if stack.gateway.tls.mode in ("local", "secret"):
+        paths[stack.gateway.tls.secret] = "gateway.tls.secret"
     return paths
 
 
@@ -172,10 +174,13 @@ def require_rotatable(stack: Stack, name: str, stack_file: str) -> None:
         named = ", ".join(f"{secret} ({path})" for secret, path in sorted(paths.items()))
         raise UsageError(f"{stack_file}: stack {stack.name} uses no secret {name}; the secrets "
                          f"it names are: {named}")
-    if name not in secret_values(stack):
-        raise UsageError(f"{stack_file}: secret {name} ({paths[name]}) holds the keys of your "
-                         "external S3 store: swarmai did not generate it and cannot change "
-                         "them there; make new keys in the store, replace the secret, and "
+    if name in user_secrets(stack):
+        yours = ("the certificate you gave the gateway: swarmai did not issue it; put the new "
+                 "certificate in a new secret, set gateway.tls.secret to its name"
+                 if name == stack.gateway.tls.secret else
+                 "the keys of your external S3 store: swarmai did not generate it and cannot "
+                 "change them there; make new keys in the store, replace the secret,")
+        raise UsageError(f"{stack_file}: secret {name} ({paths[name]}) holds {yours} and "
                          "redeploy")
 
 

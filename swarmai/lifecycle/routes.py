@@ -7,12 +7,15 @@ asked its own "model loaded" question under the model's route.
 
 from __future__ import annotations
 
+import http.client
+import ssl
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from swarmai import tlsca
 from swarmai.errors import OperationError
 from swarmai.render.app_runtime import app_block
 from swarmai.spec import Model, Stack
@@ -41,8 +44,39 @@ def probe_path(model: Model) -> str:
 
 
 def public_url(stack: Stack, model: Model, host: str) -> str:
-    port = "" if stack.gateway.port == 80 else f":{stack.gateway.port}"
-    return f"http://{host}{port}{model.public_route}"
+    """``model``'s route as a client calls it: HTTPS unless gateway.tls.mode is off."""
+    gateway = stack.gateway
+    scheme, port, default = (("http", gateway.port, 80) if gateway.tls.mode == "off"
+                             else ("https", gateway.https_port, 443))
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    return f"{scheme}://{host}{'' if port == default else f':{port}'}{model.public_route}"
+
+
+def open_route(stack: Stack, url: str | urllib.request.Request,
+               timeout: float) -> http.client.HTTPResponse:
+    """urlopen ``url`` (a public_url) trusting the CA that signed the gateway's certificate."""
+    response: http.client.HTTPResponse = urllib.request.urlopen(
+        url, timeout=timeout, context=client_context(stack))
+    return response
+
+
+def client_context(stack: Stack) -> ssl.SSLContext | None:
+    """How swarmai's own requests verify the gateway: against swarmai's local CA
+    (tls.mode local), the system's CAs (a certificate of yours, ACME), or not at all
+    (plain HTTP)."""
+    mode = stack.gateway.tls.mode
+    if mode == "off":
+        return None
+    if mode != "local":
+        return ssl.create_default_context()
+    cafile = tlsca.ca_dir() / tlsca.CA_CERT
+    if not cafile.exists():
+        raise OperationError(
+            f"the gateway's certificate comes from swarmai's local CA, and there is none at "
+            f"{cafile}: run this where the stack was deployed, or set {tlsca.CA_DIR_ENV} to "
+            "the folder of the CA that issued it")
+    return ssl.create_default_context(cafile=str(cafile))
 
 
 def prediction_url(stack: Stack, model: Model, host: str) -> str:
@@ -79,7 +113,7 @@ def check_routes(stack: Stack, host: str, *, progress: Callable[[str], None],
     for model in stack.models:
         url = public_url(stack, model, host) + probe_path(model)
         refusals = gateway_refusals(stack, model)
-        check = _wait_for(model, url, wait_s, accepted=set(refusals))
+        check = _wait_for(stack, model, url, wait_s, accepted=set(refusals))
         progress(f"  route {model.public_route} -> {model.name}: HTTP {check.status}"
                  + (f", version {check.version}" if check.version else "")
                  + (f" ({refusals[check.status]})" if check.status in refusals else ""))
@@ -87,12 +121,13 @@ def check_routes(stack: Stack, host: str, *, progress: Callable[[str], None],
     return checks
 
 
-def _wait_for(model: Model, url: str, wait_s: float, *, accepted: set[int]) -> RouteCheck:
+def _wait_for(stack: Stack, model: Model, url: str, wait_s: float, *,
+              accepted: set[int]) -> RouteCheck:
     deadline = time.monotonic() + wait_s
     last = "no answer"
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with open_route(stack, url, timeout=5) as response:
                 return RouteCheck(model.name, url, response.status,
                                   response.headers.get("X-Model-Version"))
         except urllib.error.HTTPError as error:

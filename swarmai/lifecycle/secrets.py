@@ -10,6 +10,7 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
+from swarmai import tlsca
 from swarmai.engine import random_token
 from swarmai.spec import Stack
 
@@ -20,6 +21,8 @@ class SecretValue:
     # What the user must be told once when the secret is created (a password
     # whose stored form is a hash); written to a private file, never printed.
     reveal: str | None = None
+    # What to print when it is created (how to trust the CA of a certificate).
+    note: str | None = None
 
 
 def secret_values(stack: Stack) -> dict[str, SecretValue]:
@@ -39,7 +42,40 @@ def secret_values(stack: Stack) -> dict[str, SecretValue]:
         values[stack.registry.db_password_secret] = SecretValue(random_token(32))
     if stack.gateway.auth is not None:
         values[stack.gateway.auth.basic_users_secret] = _htpasswd("swarmai")
+    if stack.gateway.tls.mode == "local":
+        values[stack.gateway.tls.secret] = _local_certificate(stack)
     return values
+
+
+@dataclass(frozen=True)
+class UserSecret:
+    """A secret swarmai cannot generate: it must exist before a deploy."""
+
+    holds: str  # what the secret (a Compose secret file) holds
+    create: str  # the command that makes it on Swarm
+
+
+def user_secrets(stack: Stack) -> dict[str, UserSecret]:
+    needed = {}
+    if stack.storage.backend == "external":
+        needed[stack.storage.credentials_secret] = UserSecret(
+            "your store's keys (AWS shared-credentials format)", external_secret_hint(stack))
+    if stack.gateway.tls.mode == "secret":
+        name = stack.gateway.tls.secret
+        needed[name] = UserSecret(
+            "your certificate's key and chain, one PEM (cat key.pem fullchain.pem)",
+            f"create it with your certificate's key and chain, one PEM: cat key.pem "
+            f"fullchain.pem | docker secret create {name} -")
+    return needed
+
+
+def _local_certificate(stack: Stack) -> SecretValue:
+    """A gateway certificate from swarmai's local CA, for this machine and ``tls.names``."""
+    ca = tlsca.ensure_ca()
+    names = (*tlsca.default_names(), *stack.gateway.tls.names)
+    return SecretValue(tlsca.issue(ca, names),
+                       note=f"the gateway's certificate is for {', '.join(names)}; "
+                       + tlsca.trust_hint(ca))
 
 
 def _htpasswd(user: str) -> SecretValue:

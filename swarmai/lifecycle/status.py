@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from swarmai.lifecycle.routes import probe_path, public_url
+from swarmai.lifecycle.routes import open_route, probe_path, public_url
 from swarmai.render.naming import model_service
 from swarmai.spec import Model, Stack
 
@@ -77,14 +77,14 @@ def served_version(stack: Stack, model: Model, host: str) -> str:
         if model.runtime == "app":
             return app_version(stack, model, host)
         if model.runtime == "fastapi":
-            with urllib.request.urlopen(f"{base}/v1/models", timeout=3) as response:
+            with open_route(stack, f"{base}/v1/models", timeout=3) as response:
                 return str(json.load(response).get("version", "?"))
         if model.runtime == "tfserving":
-            with urllib.request.urlopen(f"{base}/v1/models/{model.name}", timeout=3) as response:
+            with open_route(stack, f"{base}/v1/models/{model.name}", timeout=3) as response:
                 states = json.load(response).get("model_version_status", [])
                 available = [s["version"] for s in states if s.get("state") == "AVAILABLE"]
                 return ",".join(available) or "?"
-        with urllib.request.urlopen(f"{base}/predictions/{model.name}", timeout=5) as response:
+        with open_route(stack, f"{base}/predictions/{model.name}", timeout=5) as response:
             header = response.headers.get("X-Model-Version")
             return str(header or json.load(response).get("version") or "?")
     except (urllib.error.URLError, OSError, ValueError, KeyError, AttributeError):
@@ -95,7 +95,7 @@ def app_version(stack: Stack, model: Model, host: str) -> str:
     """The ``X-Model-Version`` an app sends on its ready path; "" when it sends none (its
     image is then what tells its versions apart: the status table shows it)."""
     url = public_url(stack, model, host) + probe_path(model)
-    with urllib.request.urlopen(url, timeout=3) as response:
+    with open_route(stack, url, timeout=3) as response:
         return str(response.headers.get("X-Model-Version") or "")
 
 

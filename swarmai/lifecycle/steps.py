@@ -58,7 +58,7 @@ from swarmai.render import Bundle, Serving, render_bundle
 from swarmai.render.gateway import DYNAMIC_VOLUME
 from swarmai.render.naming import MODELS_NET
 from swarmai.spec import DEFAULT_IMAGES, Stack, Target, image_for
-from swarmai.spec.models import FrozenDict
+from swarmai.spec.fields import FrozenDict
 from swarmai.writer import write_bundle
 
 Progress = Callable[[str], None]

@@ -35,7 +35,7 @@ from swarmai.lifecycle.plan_live import swarm_live
 from swarmai.lifecycle.plan_shapes import LiveState
 from swarmai.lifecycle.rotation import RotationReport, keep_reveal, require_rotatable
 from swarmai.lifecycle.rotation_swarm import rotate_swarm
-from swarmai.lifecycle.secrets import external_secret_hint, secret_values
+from swarmai.lifecycle.secrets import secret_values, user_secrets
 from swarmai.lifecycle.status import ServiceStatus, gpu_ids
 from swarmai.lifecycle.steps import (
     Prepared,
@@ -241,6 +241,12 @@ class SwarmBackend:
         """Create missing secrets with random values; reveal generated passwords in private
         files."""
         stack = prepared.stack
+        # What swarmai cannot generate (an external store's keys, your certificate)
+        # must exist already.
+        existing = docker.secret_names(self.engine)
+        for needed, missing in user_secrets(stack).items():
+            if needed not in existing:
+                raise UsageError(f"secret {needed} does not exist; {missing.create}")
         values = secret_values(stack)
         created = docker.ensure_swarm_secrets(
             self.engine, stack.name, {name: value.content for name, value in values.items()})
@@ -249,16 +255,13 @@ class SwarmBackend:
                 continue
             report.created_secrets.append(secret.name)
             progress(f"created secret {secret.name} with a random value")
-            reveal = values[secret.name].reveal
-            if reveal:
+            value = values[secret.name]
+            if value.note:
+                progress(f"  {value.note}")
+            if value.reveal:
                 path = prepared.directory / f"{secret.name}.credentials"
-                write_private(path, reveal)
+                write_private(path, value.reveal)
                 report.revealed.append(path)
-        # An external store's keys cannot be generated: they must exist already.
-        needed = stack.storage.credentials_secret
-        if (stack.storage.backend == "external"
-                and needed not in docker.secret_names(self.engine)):
-            raise UsageError(f"secret {needed} does not exist; " + external_secret_hint(stack))
 
     def start_registry(self, prepared: Prepared, services: Sequence[str], since: datetime,
                        options: StartOptions, progress: Progress) -> None:

@@ -18,7 +18,7 @@ import yaml
 
 from swarmai import assets
 from swarmai.errors import OperationError
-from swarmai.render import naming
+from swarmai.render import gateway_tls, naming
 from swarmai.render.common import http_probe
 from swarmai.render.plan import Healthcheck, Mount, Port, RenderedFile, ServicePlan
 from swarmai.render.runtimes import DEREGISTER_S, serving_port
@@ -64,6 +64,7 @@ def static_config(stack: Stack, target: Target) -> dict[str, Any]:
     provider = "swarm" if target == "swarm" else "docker"
     _drop(config, "providers", "docker" if provider == "swarm" else "swarm")
     _fill(config, "entryPoints.web.address", f":{naming.GATEWAY_WEB_PORT}")
+    _static_tls(config, stack)
     _fill(config, "entryPoints.traefik.address", f":{naming.GATEWAY_ADMIN_PORT}")
     _fill(config, f"providers.{provider}.endpoint", ENGINE_ENDPOINT)
     _fill(config, f"providers.{provider}.network",
@@ -75,6 +76,23 @@ def static_config(stack: Stack, target: Target) -> dict[str, Any]:
     if provider == "swarm":
         _require_fast_refresh(config["providers"]["swarm"])
     return config
+
+
+def _static_tls(config: dict[str, Any], stack: Stack) -> None:
+    """The HTTPS entry point, plain HTTP redirected to it, and ACME's resolver."""
+    tls = stack.gateway.tls
+    if tls.mode == "off":
+        _drop(config, "entryPoints", gateway_tls.WEBSECURE)
+        _drop(config["entryPoints"][gateway_tls.WEB], "http", "redirections")
+        if not config["entryPoints"][gateway_tls.WEB]["http"]:
+            del config["entryPoints"][gateway_tls.WEB]["http"]
+        return
+    _fill(config, f"entryPoints.{gateway_tls.WEBSECURE}.address", f":{naming.GATEWAY_TLS_PORT}")
+    # The published port, which the client sees: the entry point's own is inside.
+    _fill(config, f"entryPoints.{gateway_tls.WEB}.http.redirections.entryPoint.to",
+          f":{stack.gateway.https_port}")
+    if tls.mode == "acme":
+        config["certificatesResolvers"] = gateway_tls.acme_resolvers(stack)
 
 
 def _require_fast_refresh(swarm_provider: dict[str, Any]) -> None:
@@ -117,15 +135,18 @@ def dynamic_config(stack: Stack) -> dict[str, Any]:
         }
     http: dict[str, Any] = {"middlewares": middlewares}
     if stack.gateway.dashboard:
-        http["routers"] = {
-            "dashboard": {
-                "rule": "PathPrefix(`/api`) || PathPrefix(`/dashboard`)",
-                "entryPoints": ["traefik"],
-                "service": "api@internal",
-                "middlewares": ["auth"] if stack.gateway.auth else [],
-            }
-        }
-    return {"http": http}
+        http["routers"] = {"dashboard": gateway_tls.with_tls(stack, {
+            "rule": "PathPrefix(`/api`) || PathPrefix(`/dashboard`)",
+            # The admin entry point also answers ping and metrics in plain HTTP,
+            # on the stack's networks only: this router is its one TLS route.
+            "entryPoints": ["traefik"],
+            "service": "api@internal",
+            "middlewares": ["auth"] if stack.gateway.auth else [],
+        })}
+    config: dict[str, Any] = {"http": http}
+    if (tls := gateway_tls.default_certificate(stack)) is not None:
+        config["tls"] = tls
+    return config
 
 
 def canary_file(model: Model) -> str:
@@ -144,13 +165,13 @@ def canary_config(stack: Stack, model: Model, percent: int, target: Target) -> d
     provider = "swarm" if target == "swarm" else "docker"
     canary_url = f"http://{naming.canary_service(model)}:{serving_port(model)}"
     return {"http": {
-        "routers": {f"{router}-canary": {
+        "routers": {f"{router}-canary": gateway_tls.with_tls(stack, {
             "rule": _rule(model),
             "priority": CANARY_PRIORITY,
-            "entryPoints": ["web"],
+            "entryPoints": [gateway_tls.public_entrypoint(stack)],
             "middlewares": [m.removesuffix("@file") for m in _chain(stack, model)],
             "service": f"{router}-weighted",
-        }},
+        })},
         "services": {
             f"{router}-weighted": {"weighted": {"services": [
                 {"name": f"{router}@{provider}", "weight": 100 - percent},
@@ -227,7 +248,8 @@ def router_labels(stack: Stack, model: Model, port: int, target: Target) -> dict
     return {
         "traefik.enable": "true",
         f"{prefix}.rule": _rule(model),
-        f"{prefix}.entrypoints": "web",
+        f"{prefix}.entrypoints": gateway_tls.public_entrypoint(stack),
+        **gateway_tls.tls_labels(stack, prefix),
         f"{prefix}.middlewares": ",".join(_chain(stack, model)),
         f"{prefix}.service": router,
         # Mandatory on Swarm: the provider gets no port information otherwise
@@ -264,17 +286,25 @@ def gateway_service(stack: Stack, target: Target, host_ports: bool) -> ServicePl
     It reads services and containers through the engine proxy; on Swarm it
     stays on a manager beside it (the proxy's socket is a manager's).
     """
-    ports = [Port(stack.gateway.port, naming.GATEWAY_WEB_PORT)]
-    if stack.gateway.dashboard:
-        ports.append(Port(stack.gateway.dashboard_port, naming.GATEWAY_ADMIN_PORT))
-    secrets = (stack.gateway.auth.basic_users_secret,) if stack.gateway.auth else ()
+    gateway, tls = stack.gateway, stack.gateway.tls
+    ports = [Port(gateway.port, naming.GATEWAY_WEB_PORT)]
+    if tls.mode != "off":
+        ports.append(Port(gateway.https_port, naming.GATEWAY_TLS_PORT))
+    if gateway.dashboard:
+        ports.append(Port(gateway.dashboard_port, naming.GATEWAY_ADMIN_PORT))
+    secrets: tuple[str, ...] = (gateway.auth.basic_users_secret,) if gateway.auth else ()
+    if tls.mode in ("local", "secret"):
+        secrets += (tls.secret,)
+    volumes = [Mount(DYNAMIC_VOLUME, DYNAMIC_DIR)]
+    if tls.mode == "acme":
+        volumes.append(Mount(gateway_tls.ACME_VOLUME, gateway_tls.ACME_DIR))
     return ServicePlan(
         name=naming.GATEWAY,
         image=image_for(stack.images, "traefik"),
         role="gateway",
         command=("traefik", "--configFile=/etc/traefik/traefik.yml"),
         networks=(naming.MODELS_NET, naming.ENGINE_NET),
-        volumes=(Mount(DYNAMIC_VOLUME, DYNAMIC_DIR),),
+        volumes=tuple(volumes),
         files=(
             RenderedFile("traefik-static", STATIC_PATH, "/etc/traefik/traefik.yml"),
             RenderedFile("traefik-routes", DYNAMIC_PATH, f"{DYNAMIC_DIR}/routes.yml"),
@@ -288,8 +318,9 @@ def gateway_service(stack: Stack, target: Target, host_ports: bool) -> ServicePl
         least_privilege=True,
         # Traefik spills request bodies it buffers (retry, body limits) above 1 MiB here.
         tmpfs=("/tmp",),
-        labels={naming.ROOT_LABEL: "reads its login file, which Compose mounts as root's only "
-                "(0600); it holds no capability and its root file system is read-only"},
+        labels={naming.ROOT_LABEL: "reads its certificate key and login files, which Compose "
+                "mounts as root's only (0600); it holds no capability and its root file "
+                "system is read-only"},
     )
 
 

@@ -37,6 +37,7 @@ POSTGRES = "postgres"
 S3 = "s3"
 
 GATEWAY_WEB_PORT = 80  # inside the Traefik container
+GATEWAY_TLS_PORT = 443  # inside the Traefik container
 GATEWAY_ADMIN_PORT = 8080  # ping, metrics, dashboard; published only when asked
 ENGINE_PROXY_PORT = 2375  # on the engine network only, never published
 # The engine's socket on every node: only the engine proxy and swarmai's

@@ -1,5 +1,6 @@
 """The stack spec: typed, immutable models and the one way to load them."""
 
+from swarmai.spec.fields import Runtime, Target, size_bytes
 from swarmai.spec.images import DEFAULT_IMAGES, image_for
 from swarmai.spec.load import default_target, format_loc, load_stack
 from swarmai.spec.models import (
@@ -7,6 +8,7 @@ from swarmai.spec.models import (
     Batching,
     Gateway,
     GatewayAuth,
+    GatewayTls,
     Gpus,
     Model,
     Network,
@@ -16,13 +18,10 @@ from swarmai.spec.models import (
     Reservations,
     Resources,
     RouteRules,
-    Runtime,
     Server,
     Stack,
     Storage,
-    Target,
     Volume,
-    size_bytes,
 )
 
 __all__ = [
@@ -31,6 +30,7 @@ __all__ = [
     "Batching",
     "Gateway",
     "GatewayAuth",
+    "GatewayTls",
     "Gpus",
     "Model",
     "Network",

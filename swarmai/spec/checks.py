@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
+from swarmai.spec.fields import IMAGE_REGISTRY, IMAGE_REGISTRY_KEY, Target
 from swarmai.spec.findings import Finding, Loc
 from swarmai.spec.images import DEFAULT_IMAGES
-from swarmai.spec.models import IMAGE_REGISTRY, IMAGE_REGISTRY_KEY, Model, Stack, Target
+from swarmai.spec.models import Model, Stack
 from swarmai.spec.settings import check_model_settings
 from swarmai.spec.suggest import did_you_mean
 
@@ -60,8 +61,9 @@ def _routes(stack: Stack) -> Iterator[Finding]:
 
 
 def _gateway(stack: Stack) -> Iterator[Finding]:
-    """Nothing of Traefik's own API published without a login."""
-    if stack.gateway.dashboard and stack.gateway.auth is None:
+    """Nothing of Traefik's own API published without a login, and no login in clear text."""
+    gateway, tls = stack.gateway, stack.gateway.tls
+    if gateway.dashboard and gateway.auth is None:
         yield Finding(
             ("gateway", "dashboard"),
             "the dashboard would publish Traefik's API and configuration to anyone "
@@ -69,6 +71,50 @@ def _gateway(stack: Stack) -> Iterator[Finding]:
             "set gateway.auth.basic_users_secret (swarmai generates the login), "
             "or remove dashboard: true",
         )
+    if gateway.auth is not None and tls.mode == "off":
+        yield Finding(
+            ("gateway", "auth"),
+            "with gateway.tls.mode off, every login would cross the network in clear text",
+            "remove tls.mode: off (swarmai's local CA issues a certificate), or name your "
+            "certificate's secret with tls: {mode: secret, secret: NAME}",
+        )
+    yield from _tls(stack)
+    ports = {"port": gateway.port, "https_port": gateway.https_port}
+    if gateway.dashboard:
+        ports["dashboard_port"] = gateway.dashboard_port
+    if tls.mode == "off":
+        del ports["https_port"]
+    taken: dict[int, str] = {}
+    for key, port in ports.items():
+        if port in taken:
+            yield Finding(("gateway", key), f"port {port} is also gateway.{taken[port]}",
+                          "give each of the gateway's entry points its own port")
+        taken.setdefault(port, key)
+
+
+def _tls(stack: Stack) -> Iterator[Finding]:
+    """Each TLS mode's own settings, and none of another mode's."""
+    tls = stack.gateway.tls
+    acme_keys = [key for key in ("acme_email", "acme_ca_server") if getattr(tls, key)]
+    if tls.mode == "acme":
+        if tls.acme_email is None:
+            yield Finding(("gateway", "tls", "acme_email"),
+                          "mode acme needs the e-mail address the ACME account is for",
+                          "add acme_email: you@example.com")
+        if not tls.names:
+            yield Finding(("gateway", "tls", "names"),
+                          "mode acme needs the DNS names to certify (routes match on path "
+                          "only, so Traefik cannot tell them)",
+                          "add names: [models.example.com]")
+    elif acme_keys:
+        yield Finding(("gateway", "tls", acme_keys[0]),
+                      f"{acme_keys[0]} is used only with mode acme (mode is {tls.mode})",
+                      "set mode: acme, or remove it")
+    if tls.mode in ("off", "secret") and tls.names:
+        yield Finding(("gateway", "tls", "names"),
+                      f"names are for the certificates swarmai or ACME issue; mode "
+                      f"{tls.mode} issues none",
+                      "remove names (a secret's certificate holds its own names)")
 
 
 def _runtime_blocks(stack: Stack) -> Iterator[Finding]:

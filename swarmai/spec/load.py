@@ -20,7 +20,8 @@ from pydantic_core import ErrorDetails
 
 from swarmai.errors import Problem, SpecError
 from swarmai.spec.checks import Finding, Loc, check_stack
-from swarmai.spec.models import Stack, Target
+from swarmai.spec.fields import Target
+from swarmai.spec.models import Stack
 from swarmai.spec.suggest import did_you_mean
 
 

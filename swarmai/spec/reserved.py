@@ -8,7 +8,7 @@ for a model server is covered by these tables.
 
 from __future__ import annotations
 
-from swarmai.spec.models import Runtime
+from swarmai.spec.fields import Runtime
 
 SECRETS_DIR = "/run/secrets"
 MODEL_CACHE = "/var/cache/swarmai/models"

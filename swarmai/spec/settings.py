@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from swarmai.spec.fields import Runtime, size_bytes
 from swarmai.spec.findings import Finding, Loc
-from swarmai.spec.models import Model, Runtime, Server, Stack, size_bytes
+from swarmai.spec.models import Model, Server, Stack
 from swarmai.spec.reserved import SHM, env_instead, is_reserved_volume, reserved_targets
 
 _ALL_SERVER_KEYS = tuple(Server.model_fields)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import ssl
 import subprocess
 import sys
 import time
@@ -13,17 +15,23 @@ from typing import Any
 
 import pandas as pd
 
+from swarmai import tlsca
+
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 IRIS_COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 CHURN_ROWS = [{"support_calls": 3, "tenure_months": 5}, {"support_calls": 9, "tenure_months": 2},
               {"support_calls": 0, "tenure_months": 40}]
 
 
+# The lifecycle stacks serve HTTPS (the default) on their plain port + this.
+HTTPS_OFFSET = 5
+
+
 def stack_text(name: str, port: int, *, extra_model: str = "") -> str:
     return f"""\
 version: 1
 name: {name}
-gateway: {{port: {port}}}
+gateway: {{port: {port}, https_port: {port + HTTPS_OFFSET}}}
 network: {{ipvs: auto}}
 storage: {{backend: seaweedfs, bucket: models, credentials_secret: {name}-s3}}
 registry: {{backend_store: postgres, db_password_secret: {name}-db}}
@@ -53,24 +61,49 @@ def write_stack(directory: Path, name: str, port: int, **kwargs: str) -> Path:
     return path
 
 
+def local_ca() -> ssl.SSLContext:
+    """A client context trusting only swarmai's local CA (where the CLI made it)."""
+    return ssl.create_default_context(cafile=str(tlsca.ca_dir() / tlsca.CA_CERT))
+
+
 def post(url: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """POST JSON; an https URL is verified against swarmai's local CA."""
     request = urllib.request.Request(url, data=json.dumps(payload).encode(),
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
+    context = local_ca() if url.startswith("https:") else None
+    with urllib.request.urlopen(request, timeout=30, context=context) as response:
         return response.status, json.load(response), dict(response.headers)
 
 
+def https_url(port: int, path: str) -> str:
+    """``path`` on the HTTPS port of a stack whose plain port is ``port`` (stack_text)."""
+    return f"https://127.0.0.1:{port + HTTPS_OFFSET}{path}"
+
+
+def assert_redirects_to_https(port: int, path: str) -> None:
+    """Plain HTTP on ``port`` answers with a permanent redirect to the HTTPS port."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("POST", path, body=b"{}")
+        response = connection.getresponse()
+        assert (response.status, response.getheader("Location")) == (308, https_url(port, path))
+    finally:
+        connection.close()
+
+
 def predict_both(port: int, models: dict[str, Any]) -> dict[str, str]:
-    """Predict through the gateway; assert both models answer correctly. Returns versions."""
+    """Predict through the gateway over HTTPS, verified against swarmai's local CA (plain
+    HTTP redirects); assert both models answer correctly. Returns versions."""
+    assert_redirects_to_https(port, "/churn/v1/predict")
     frame = pd.DataFrame(IRIS_ROWS, columns=IRIS_COLUMNS)
     status, body, headers = post(
-        f"http://127.0.0.1:{port}/models/iris/v1/predict",
+        https_url(port, "/models/iris/v1/predict"),
         {"dataframe_split": {"columns": IRIS_COLUMNS, "data": IRIS_ROWS}})
     assert status == 200
     assert body["predictions"] == [int(v) for v in models["iris"].predict(frame)]
     assert headers["X-Model-Name"] == "iris"
     versions = {"iris": headers["X-Model-Version"]}
-    status, body, headers = post(f"http://127.0.0.1:{port}/churn/v1/predict",
+    status, body, headers = post(https_url(port, "/churn/v1/predict"),
                                  {"dataframe_records": CHURN_ROWS})
     assert status == 200
     assert body["predictions"] == models["churn"](pd.DataFrame(CHURN_ROWS))

@@ -53,7 +53,7 @@ def stack_text(image: str) -> str:
     return f"""\
 version: 1
 name: {NAME}
-gateway: {{port: {PORT}}}
+gateway: {{port: {PORT}, tls: {{mode: "off"}}}}
 network: {{ipvs: auto}}
 storage: {{backend: seaweedfs, bucket: models, credentials_secret: {NAME}-s3}}
 models:

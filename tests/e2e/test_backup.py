@@ -32,7 +32,7 @@ MODELS = ("alpha", "beta", "gamma")
 STACK = f"""\
 version: 1
 name: {NAME}
-gateway: {{port: {PORT}}}
+gateway: {{port: {PORT}, tls: {{mode: "off"}}}}
 network: {{ipvs: auto}}
 storage: {{backend: seaweedfs, bucket: models, credentials_secret: {NAME}-s3}}
 registry: {{backend_store: postgres, db_password_secret: {NAME}-db}}

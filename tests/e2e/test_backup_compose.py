@@ -23,7 +23,7 @@ PORT = 18900  # test_backup.py's port: its stack is removed when its module ends
 STACK = f"""\
 version: 1
 name: {NAME}
-gateway: {{port: {PORT}}}
+gateway: {{port: {PORT}, tls: {{mode: "off"}}}}
 storage: {{backend: seaweedfs, bucket: models, credentials_secret: {NAME}-s3}}
 registry: {{backend_store: sqlite}}
 models:

@@ -63,7 +63,7 @@ def stack_text(registry: str, torchserve: str) -> str:
     return f"""\
 version: 1
 name: {NAME}
-gateway: {{port: {PORT}}}
+gateway: {{port: {PORT}, tls: {{mode: "off"}}}}
 network: {{ipvs: auto}}
 storage: {{backend: seaweedfs, bucket: models, credentials_secret: {NAME}-s3}}
 registry: {{backend_store: sqlite}}
@@ -95,7 +95,7 @@ def clash_text(registry: str) -> str:
     return f"""\
 version: 1
 name: e2eclash
-gateway: {{port: {PORT + 1}}}
+gateway: {{port: {PORT + 1}, tls: {{mode: "off"}}}}
 storage: {{credentials_secret: e2eclash-s3}}
 nodes:
   swarmai-n1: {{gpus: ["0", "1", "2", "3"]}}

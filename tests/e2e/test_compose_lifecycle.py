@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lifecycle import engine_calls_from_gateway, engine_snapshot, predict_both, swarmai, write_stack
+from lifecycle import (
+    engine_calls_from_gateway,
+    engine_snapshot,
+    https_url,
+    predict_both,
+    swarmai,
+    write_stack,
+)
 
 from swarmai.engine import Engine
 
@@ -41,7 +48,7 @@ def test_compose_lifecycle(tmp_path: Path, offline_images: dict[str, str],
 
     started = swarmai("up", str(stack), "--offline", *state)
     assert started.returncode == 0, started.stderr
-    assert f"POST http://127.0.0.1:{PORT}/models/iris/v1/predict" in started.stdout
+    assert f"POST {https_url(PORT, '/models/iris/v1/predict')}" in started.stdout
     assert predict_both(PORT, example_models) == {"iris": "1", "churn": "1"}
     # Traefik routed that through the engine proxy, and holds no socket itself.
     assert engine_calls_from_gateway(f"com.docker.compose.project={NAME}",

@@ -9,13 +9,17 @@ client gets 401; with the login swarmai generated ({SHA}, from the private
 credentials file `up` wrote) 200. Past the rate a client gets 429, a body
 above the limit 413, a stranger 403, and the same requests on `open` are
 answered by the app. The engine proxy is the only container with the Docker
-socket.
+socket.  All of it over HTTPS with the certificate swarmai's local CA issued
+(the default `gateway.tls`); plain HTTP redirects, and `secrets rotate
+gateway-tls` makes the gateway present a new certificate from the same CA.
 """
 
 from __future__ import annotations
 
-import base64
 import json
+import socket
+import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -23,9 +27,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lifecycle import engine_snapshot, swarmai, wait_until
+from lifecycle import (
+    HTTPS_OFFSET,
+    assert_redirects_to_https,
+    engine_snapshot,
+    https_url,
+    swarmai,
+    wait_until,
+)
 
 from swarmai import engine as docker
+from swarmai import tlsca
 from swarmai.engine import Engine
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +55,10 @@ def stack_text() -> str:
     return f"""\
 version: 1
 name: {NAME}
-gateway: {{port: {PORT}, auth: {{basic_users_secret: {NAME}-logins}}}}
+gateway:
+  port: {PORT}
+  https_port: {PORT + HTTPS_OFFSET}
+  auth: {{basic_users_secret: {NAME}-logins}}
 storage: {{backend: seaweedfs, bucket: models, credentials_secret: {NAME}-s3}}
 models:
   - name: open
@@ -103,23 +118,34 @@ def deployed(tmp_path_factory: pytest.TempPathFactory,
 
 
 def _post(route: str, body: bytes, login: tuple[str, str] | None = None) -> int:
-    """POST to ``route`` with the generated login (or ``login``) and the status it gets."""
+    """POST to ``route`` with the generated login (or ``login``) and the status it gets,
+    over HTTPS verified against swarmai's local CA.
+
+    curl, not urllib: for a large body it asks `Expect: 100-continue`, so a gateway
+    that refuses the body from its headers (413) is heard, not cut off mid-upload."""
     user, password = login or (LOGIN["user"], LOGIN["password"])
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    headers = {"Content-Type": "application/json"}
+    command = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30",
+               "--cacert", str(tlsca.ca_dir() / tlsca.CA_CERT),
+               "-H", "Content-Type: application/json", "--data-binary", "@-"]
     if user:
-        headers["Authorization"] = f"Basic {token}"
-    request = urllib.request.Request(f"http://127.0.0.1:{PORT}{route}/predict", data=body,
-                                     headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
+        command += ["-u", f"{user}:{password}"]
+    done = subprocess.run([*command, https_url(PORT, f"{route}/predict")], input=body,
+                          capture_output=True, check=True, timeout=60)
+    return int(done.stdout)
 
 
 def _json_of_size(size: int) -> bytes:
     return json.dumps({"pad": "x" * size}).encode()
+
+
+def test_the_gateway_serves_https_from_the_local_ca_and_redirects_plain_http(
+        deployed: Path) -> None:
+    assert _post("/open", b"{}") == 200  # verified against swarmai's local CA
+    assert_redirects_to_https(PORT, "/open/predict")
+    # Verification is real: a client that trusts only the system's CAs refuses it.
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        urllib.request.urlopen(https_url(PORT, "/open/predict"), timeout=10,
+                               context=ssl.create_default_context())
 
 
 def test_without_the_login_or_with_a_wrong_one_a_client_gets_401(deployed: Path) -> None:
@@ -153,6 +179,28 @@ def test_a_body_above_the_limit_is_413_at_the_gateway(deployed: Path) -> None:
 
 def test_an_address_outside_the_allow_list_gets_403(deployed: Path) -> None:
     assert _post("/fenced", b"{}") == 403
+    assert _post("/open", b"{}") == 200
+
+
+def _served_certificate() -> bytes:
+    """The certificate the gateway presents, verified against swarmai's local CA."""
+    context = ssl.create_default_context(cafile=str(tlsca.ca_dir() / tlsca.CA_CERT))
+    with socket.create_connection(("127.0.0.1", PORT + HTTPS_OFFSET), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
+def test_rotating_the_certificate_serves_a_new_one_from_the_same_ca(deployed: Path) -> None:
+    before = _served_certificate()
+    state = ["--state-dir", str(deployed.parent / "state")]
+    rotated = swarmai("secrets", "rotate", str(deployed), "gateway-tls", "-t", "compose", *state)
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    assert "gateway" in rotated.stdout
+    after = wait_until(lambda: (c := _served_certificate()) != before and c, 30,
+                       "the gateway to present the new certificate")
+    assert after != before
     assert _post("/open", b"{}") == 200
 
 

@@ -33,7 +33,7 @@ PORT = 18695
 STACK = f"""\
 version: 1
 name: {NAME}
-gateway: {{port: {PORT}}}
+gateway: {{port: {PORT}, tls: {{mode: "off"}}}}
 storage: {{backend: seaweedfs, bucket: models, credentials_secret: {NAME}-s3}}
 registry: {{backend_store: sqlite}}
 models:

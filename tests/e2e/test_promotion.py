@@ -49,7 +49,7 @@ HOG_BYTES = 1_500_000_000
 STACK = f"""\
 version: 1
 name: {NAME}
-gateway: {{port: {PORT}}}
+gateway: {{port: {PORT}, tls: {{mode: "off"}}}}
 storage: {{backend: seaweedfs, bucket: models, credentials_secret: {NAME}-s3}}
 registry: {{backend_store: sqlite}}
 models:

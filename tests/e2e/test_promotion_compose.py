@@ -36,7 +36,7 @@ URL = f"http://127.0.0.1:{PORT}/scorer/v1/predict"
 STACK = f"""\
 version: 1
 name: {NAME}
-gateway: {{port: {PORT}}}
+gateway: {{port: {PORT}, tls: {{mode: "off"}}}}
 storage: {{backend: seaweedfs, bucket: models, credentials_secret: {NAME}-s3}}
 registry: {{backend_store: sqlite}}
 models:

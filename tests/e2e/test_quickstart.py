@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from swarmai import tlsca
+
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +60,9 @@ def test_first_command_ends_with_a_prediction(dev_stack: Path) -> None:
     first = run_first_command()
     # churn's hand-written score: 0.1 per support call minus 0.02 per month of tenure.
     assert prediction(first) == [0.2]
-    assert "curl -s localhost:8080/churn/v1/predict" in first.stderr
+    # The curl it hands over trusts swarmai's local CA, and talks HTTPS.
+    ca = tlsca.ca_dir() / tlsca.CA_CERT
+    assert f"curl -s --cacert {ca} https://localhost:8443/churn/v1/predict" in first.stderr
     again = run_first_command()
     assert prediction(again) == [0.2]
     # The second run found everything in place: no model pushed again.

@@ -148,7 +148,7 @@ def stack_text(name: str, port: int, standin: str, *, broken: bool = False) -> s
     return f"""\
 version: 1
 name: {name}
-gateway: {{port: {port}}}
+gateway: {{port: {port}, tls: {{mode: "off"}}}}
 network: {{ipvs: auto}}
 storage: {{backend: seaweedfs, bucket: models, credentials_secret: {name}-s3}}
 registry: {{backend_store: sqlite}}

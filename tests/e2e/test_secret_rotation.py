@@ -40,7 +40,7 @@ S3 = f"{NAME}-s3"
 STACK = f"""\
 version: 1
 name: {NAME}
-gateway: {{port: {PORT}}}
+gateway: {{port: {PORT}, tls: {{mode: "off"}}}}
 storage: {{backend: seaweedfs, bucket: models, credentials_secret: {S3}}}
 registry: {{backend_store: postgres, db_password_secret: {DB}}}
 models:

@@ -18,6 +18,7 @@ from lifecycle import (
     BAD_MODEL,
     engine_calls_from_gateway,
     engine_snapshot,
+    https_url,
     predict_both,
     swarmai,
     wait_until,
@@ -67,7 +68,7 @@ def test_swarm_lifecycle(tmp_path: Path, offline_images: dict[str, str],
 
     deployed = swarmai("deploy", str(stack), "--offline", *state)
     assert deployed.returncode == 0, deployed.stderr
-    assert f"POST http://127.0.0.1:{PORT}/churn/v1/predict" in deployed.stdout
+    assert f"POST {https_url(PORT, '/churn/v1/predict')}" in deployed.stdout
     assert predict_both(PORT, example_models) == {"iris": "1", "churn": "1"}
     # Traefik routed that through the engine proxy; it has no socket of its own
     # and cannot create a container through the proxy.

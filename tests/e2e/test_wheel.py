@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lifecycle import post, write_stack
+from lifecycle import https_url, post, write_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -129,6 +129,6 @@ def test_a_stack_serves_from_the_wheel(wheel_cli: WheelCli, tmp_path: Path,
         assert pushed.returncode == 0, pushed.stderr[-3000:]
     started = wheel_cli(start, str(stack), "--offline", *state)
     assert started.returncode == 0, started.stderr[-3000:]
-    status, body, _ = post(f"http://127.0.0.1:{port}/churn/v1/predict",
+    status, body, _ = post(https_url(port, "/churn/v1/predict"),
                            {"dataframe_records": [{"support_calls": 3, "tenure_months": 5}]})
     assert (status, body["predictions"]) == (200, [0.2])

@@ -28,7 +28,9 @@ from swarmai.spec import Stack
 
 def _stack(port: int = 80) -> Stack:
     app = {"image": "me/app:1", "ready_path": "/ready"}
-    return Stack.model_validate({"version": 1, "name": "s", "gateway": {"port": port}, "models": [
+    # Plain HTTP: the in-process gateway below speaks no TLS.
+    gateway = {"port": port, "tls": {"mode": "off"}}
+    return Stack.model_validate({"version": 1, "name": "s", "gateway": gateway, "models": [
         {"name": "plain", "runtime": "app", "app": app},
         {"name": "tagged", "runtime": "app", "app": app, "model": "models:/tagged@production"},
         {"name": "fixed", "runtime": "app", "app": app, "model": "models:/fixed/3"},

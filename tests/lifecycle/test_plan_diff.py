@@ -47,7 +47,7 @@ STACK = f"""\
 version: 1
 name: planned
 images: {{fastapi: "{SERVER}", traefik: "{TRAEFIK}"}}
-gateway: {{port: 18690}}
+gateway: {{port: 18690, tls: {{mode: "off"}}}}  # as tests/e2e/test_plan.py
 storage: {{backend: seaweedfs, bucket: models, credentials_secret: planned-s3}}
 registry: {{backend_store: sqlite}}
 models:

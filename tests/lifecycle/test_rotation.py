@@ -161,7 +161,8 @@ def stack(**storage: str) -> Stack:
 
 def test_only_the_stacks_generated_secrets_may_be_rotated() -> None:
     assert yaml_paths(stack()) == {"app-s3": "storage.credentials_secret",
-                                   "app-db": "registry.db_password_secret"}
+                                   "app-db": "registry.db_password_secret",
+                                   "gateway-tls": "gateway.tls.secret"}
     require_rotatable(stack(), "app-db", "app.yaml")
     with pytest.raises(UsageError) as unknown:
         require_rotatable(stack(), "other", "app.yaml")
@@ -170,6 +171,10 @@ def test_only_the_stacks_generated_secrets_may_be_rotated() -> None:
     external = stack(backend="external", endpoint="https://s3.example.com")
     with pytest.raises(UsageError, match="external S3 store"):
         require_rotatable(external, "app-s3", "app.yaml")
+    yours = Stack.model_validate({**stack().model_dump(),
+                                  "gateway": {"tls": {"mode": "secret", "secret": "mine"}}})
+    with pytest.raises(UsageError, match="swarmai did not issue it"):
+        require_rotatable(yours, "mine", "app.yaml")
 
 
 def test_the_probe_answer_is_read_per_secret() -> None:

@@ -60,7 +60,9 @@ def gateway() -> Iterator[int]:
 def _stack(port: int) -> Stack:
     runtimes = {"tf": "tfserving", "ts": "torchserve", "tsbody": "torchserve",
                 "tsother": "torchserve", "api": "fastapi", "gone": "tfserving"}
-    return Stack.model_validate({"version": 1, "name": "s", "gateway": {"port": port},
+    # Plain HTTP: the in-process gateway above speaks no TLS.
+    gateway = {"port": port, "tls": {"mode": "off"}}
+    return Stack.model_validate({"version": 1, "name": "s", "gateway": gateway,
                                  "models": [{"name": n, "runtime": r, "model": f"models:/{n}/1"}
                                             for n, r in runtimes.items()]})
 

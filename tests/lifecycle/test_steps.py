@@ -65,12 +65,12 @@ def test_registry_only_file_keeps_registry_definitions_identical(tmp_path: Path)
 def test_urls_under_each_runtime() -> None:
     stack = load_stack(REPO / "stacks/vision.yaml")
     resnet, bert, churn = stack.models
-    assert prediction_url(stack, churn, "h") == "http://h/churn/v1/predict"
-    assert prediction_url(stack, bert, "h") == "http://h/models/bert/v1/models/bert:predict"
-    assert prediction_url(stack, resnet, "h") == "http://h/models/resnet/predictions/resnet"
+    assert prediction_url(stack, churn, "h") == "https://h/churn/v1/predict"
+    assert prediction_url(stack, bert, "h") == "https://h/models/bert/v1/models/bert:predict"
+    assert prediction_url(stack, resnet, "h") == "https://h/models/resnet/predictions/resnet"
     assert probe_path(bert) == "/v1/models/bert" and probe_path(resnet) == "/ping"
     dev = load_stack(REPO / "stacks/dev.yaml")
-    assert public_url(dev, dev.models[0], "127.0.0.1") == "http://127.0.0.1:8080/models/iris"
+    assert public_url(dev, dev.models[0], "127.0.0.1") == "https://127.0.0.1:8443/models/iris"
 
 
 def test_what_the_gateway_answers_for_itself_proves_a_route() -> None:

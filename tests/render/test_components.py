@@ -98,11 +98,11 @@ def test_every_routed_runtime_is_health_checked_on_both_targets(
 
 def test_dashboard_is_published_only_when_asked(vision: Stack, main_document: Render) -> None:
     closed = main_document(vision, "swarm")["services"]["gateway"]["ports"]
-    assert [p["target"] for p in closed] == [80]
+    assert [p["target"] for p in closed] == [80, 443]
     opened = vision.model_copy(update={"gateway": vision.gateway.model_copy(
         update={"dashboard": True})})
     ports = main_document(opened, "swarm")["services"]["gateway"]["ports"]
-    assert [p["target"] for p in ports] == [80, 8080]
+    assert [p["target"] for p in ports] == [80, 443, 8080]
     router = gateway.dynamic_config(opened)["http"]["routers"]["dashboard"]
     assert router["service"] == "api@internal" and router["middlewares"] == ["auth"]
 

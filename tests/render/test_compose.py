@@ -53,7 +53,8 @@ def test_the_gateway_and_engine_proxy_gain_no_privileges(main_document: Render) 
 def test_secrets_come_from_files_next_to_the_compose_file(main_document: Render) -> None:
     dev = load_stack(REPO / "stacks/dev.yaml")
     document = main_document(dev, "compose")
-    assert document["secrets"] == {"s3-creds": {"file": "./secrets/s3-creds"}}
+    assert document["secrets"] == {"s3-creds": {"file": "./secrets/s3-creds"},
+                                   "gateway-tls": {"file": "./secrets/gateway-tls"}}
     assert document["name"] == "dev"
 
 

@@ -116,7 +116,8 @@ def test_ipvs_decides_endpoint_mode_and_port_mode(
     for service in services.values():
         assert service["deploy"].get("endpoint_mode") == endpoint_mode
     assert services["gateway"]["ports"] == [
-        {"target": 80, "published": 80, "protocol": "tcp", "mode": port_mode}
+        {"target": 80, "published": 80, "protocol": "tcp", "mode": port_mode},
+        {"target": 443, "published": 443, "protocol": "tcp", "mode": port_mode},
     ]
 
 
@@ -164,6 +165,7 @@ def test_secrets_are_external_and_never_values(vision: Stack, main_document: Ren
     document = main_document(vision, "swarm")
     assert document["secrets"] == {
         "gateway-htpasswd": {"external": True},
+        "gateway-tls": {"external": True},
         "s3-creds": {"external": True},
         "mlflow-db-password": {"external": True},
     }

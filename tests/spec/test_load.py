@@ -150,7 +150,7 @@ def test_anchors_and_aliases_are_resolved(write_stack: Write) -> None:
 def test_unknown_key_hint_lists_known_keys_when_nothing_is_close(write_stack: Write) -> None:
     (problem,) = problems(write_stack(MINIMAL + "gateway: {zzzzzz: 1}\n"))
     assert problem.path == "gateway.zzzzzz"
-    assert problem.hint == "known keys: port, dashboard, dashboard_port, auth"
+    assert problem.hint == "known keys: port, https_port, tls, dashboard, dashboard_port, auth"
 
 
 def test_unknown_image_key_hint_lists_known_keys(write_stack: Write) -> None:
