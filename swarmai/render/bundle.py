@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from swarmai import __version__, modeluri
-from swarmai.render import gateway, registry, runtimes
+from swarmai.render import engine_proxy, gateway, registry, runtimes
 from swarmai.render.common import escape_interpolation
 from swarmai.render.compose import compose_document
 from swarmai.render.plan import ServicePlan
@@ -103,7 +103,7 @@ def _pinned(stack: Stack, versions: Mapping[str, str]) -> Stack:
 def service_plans(stack: Stack, target: Target, *, host_ports: bool,
                   model_images: Mapping[str, str] | None = None) -> list[ServicePlan]:
     plans = [gateway.gateway_service(stack, target, host_ports=host_ports),
-             gateway.engine_proxy_service(stack, target)]
+             engine_proxy.engine_proxy_service(stack, target)]
     plans += registry.registry_services(stack)
     for model in stack.models:
         plans += runtimes.model_services(stack, model, model_images)

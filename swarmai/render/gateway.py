@@ -19,7 +19,6 @@ import yaml
 from swarmai import assets
 from swarmai.errors import OperationError
 from swarmai.render import gateway_tls, naming
-from swarmai.render.common import http_probe
 from swarmai.render.plan import Healthcheck, Mount, Port, RenderedFile, ServicePlan
 from swarmai.render.runtimes import DEREGISTER_S, serving_port
 from swarmai.spec import Model, Stack, Target, image_for
@@ -321,29 +320,6 @@ def gateway_service(stack: Stack, target: Target, host_ports: bool) -> ServicePl
         labels={naming.ROOT_LABEL: "reads its certificate key and login files, which Compose "
                 "mounts as root's only (0600); it holds no capability and its root file "
                 "system is read-only"},
-    )
-
-
-def engine_proxy_service(stack: Stack, target: Target) -> ServicePlan:
-    """The only service with the Docker socket: HAProxy answering read calls only.
-
-    gateway/engine-proxy/haproxy.cfg lists what passes (what Traefik's providers
-    read); everything else, container create and exec included, is a 403.  On
-    the internal engine network, never published; on Swarm, on managers, where
-    the Swarm API is.
-    """
-    return ServicePlan(
-        name=naming.ENGINE_PROXY,
-        image=image_for(stack.images, "engine-proxy"),
-        role="gateway",
-        networks=(naming.ENGINE_NET,),
-        volumes=(Mount(naming.DOCKER_SOCKET, naming.DOCKER_SOCKET, read_only=True),),
-        healthcheck=Healthcheck(http_probe(naming.ENGINE_PROXY_PORT, "/_ping"),
-                                start_period_s=10),
-        manager_only=target == "swarm",
-        least_privilege=True,
-        labels={naming.ROOT_LABEL: "opens the Docker socket, which is root's; it holds no "
-                "capability, and HAProxy passes only reads"},
     )
 
 
