@@ -48,7 +48,8 @@ def rotate(stack_file: Path, name: str, target: Target, state_dir: Path | None,
     NAME is a secret swarmai generated for the stack: registry.db_password_secret
     (the database password: changed in Postgres with ALTER ROLE, the data stays),
     storage.credentials_secret (the S3 store's keys, unless storage is external),
-    gateway.auth.basic_users_secret (the new login is written to
+    gateway.auth.basic_users_secret or a route's
+    models[].gateway.auth.basic_users_secret (the new login is written to
     NAME.credentials in the state directory, never printed), or gateway.tls.secret
     with tls.mode local (a new certificate from swarmai's local CA).  Secrets you
     created yourself are refused (exit 2).

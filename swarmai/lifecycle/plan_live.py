@@ -45,7 +45,7 @@ from swarmai.lifecycle.steps import (
 from swarmai.registry_client import CheckResult, RegistryClient
 from swarmai.render import Bundle, Serving, render_bundle
 from swarmai.render.compose import SECRETS_DIR
-from swarmai.render.naming import MLFLOW, MODELS_NET, content_hash
+from swarmai.render.naming import MLFLOW, REGISTRY_NET, content_hash
 from swarmai.spec import Stack, Target
 from swarmai.spec.fields import FrozenDict
 
@@ -65,7 +65,7 @@ def make_plan(engine: Engine, stack: Stack, target: Target, live: LiveState, *,
     """
     planned = planned_stack(stack, target, offline=offline)
     results: list[CheckResult] | None = None
-    if f"{stack.name}_{MODELS_NET}" in live.networks and MLFLOW in live.services:
+    if f"{stack.name}_{REGISTRY_NET}" in live.networks and MLFLOW in live.services:
         client = RegistryClient(engine, registry_target(stack, offline=offline))
         results = client.check(registry_uris(stack), requirements_for=requirement_uris(
             stack)) if registry_uris(stack) else []

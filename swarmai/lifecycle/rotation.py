@@ -160,8 +160,7 @@ def yaml_paths(stack: Stack) -> dict[str, str]:
     paths = {stack.storage.credentials_secret: "storage.credentials_secret"}
     if stack.registry.backend_store == "postgres":
         paths[stack.registry.db_password_secret] = "registry.db_password_secret"
-    if stack.gateway.auth is not None:
-        paths[stack.gateway.auth.basic_users_secret] = "gateway.auth.basic_users_secret"
+    paths.update(stack.login_secrets())
     if stack.gateway.tls.mode in ("local", "secret"):
         paths[stack.gateway.tls.secret] = "gateway.tls.secret"
     return paths

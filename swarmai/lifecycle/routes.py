@@ -98,8 +98,8 @@ def gateway_refusals(stack: Stack, model: Model) -> dict[int, str]:
     route's ``allow_ips`` (403).  Such an answer proves the route; it cannot show
     which version serves."""
     refusals = {}
-    if stack.gateway.auth is not None:
-        refusals[401] = "the gateway requires basic auth"
+    if (login := stack.login_for(model)) is not None:
+        refusals[401] = f"the gateway requires basic auth ({login.basic_users_secret})"
     if model.gateway is not None and model.gateway.allow_ips is not None:
         refusals[403] = f"{model.public_route} allows only {', '.join(model.gateway.allow_ips)}"
     return refusals

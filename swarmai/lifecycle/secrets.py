@@ -40,8 +40,8 @@ def secret_values(stack: Stack) -> dict[str, SecretValue]:
         )
     if stack.registry.backend_store == "postgres":
         values[stack.registry.db_password_secret] = SecretValue(random_token(32))
-    if stack.gateway.auth is not None:
-        values[stack.gateway.auth.basic_users_secret] = _htpasswd("swarmai")
+    for login in stack.login_secrets():  # the stack's login and each route's own
+        values[login] = _htpasswd("swarmai")
     if stack.gateway.tls.mode == "local":
         values[stack.gateway.tls.secret] = _local_certificate(stack)
     return values

@@ -56,7 +56,7 @@ from swarmai.registry_client import (
 )
 from swarmai.render import Bundle, Serving, render_bundle
 from swarmai.render.gateway import DYNAMIC_VOLUME
-from swarmai.render.naming import MODELS_NET
+from swarmai.render.naming import REGISTRY_NET, REGISTRY_PROXY
 from swarmai.spec import DEFAULT_IMAGES, Stack, Target, image_for
 from swarmai.spec.fields import FrozenDict
 from swarmai.writer import write_bundle
@@ -66,7 +66,7 @@ Progress = Callable[[str], None]
 # Services brought up before the models, so the registry can be checked (and
 # filled) before any model server starts.  Not the gateway: its routes depend
 # on the models, and a deploy that stops at the check must change nothing else.
-_REGISTRY_SERVICES = ("mlflow", "postgres", "s3")
+_REGISTRY_SERVICES = ("mlflow", "postgres", "s3", REGISTRY_PROXY)
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,9 @@ class Prepared:
         return self.directory / self.bundle.main
 
     @property
-    def models_network(self) -> str:
-        return f"{self.stack.name}_{MODELS_NET}"
+    def registry_network(self) -> str:
+        """Where swarmai's registry jobs reach MLflow itself (it is not on the models one)."""
+        return f"{self.stack.name}_{REGISTRY_NET}"
 
     @property
     def server_image(self) -> str:
@@ -191,7 +192,7 @@ def start(steps: StartSteps, engine: Engine, stack: Stack, stack_file: Path,
                                     steps.push_flags(options.offline),
                                     progress if options.undo_interrupted else None,
                                     requirements_for=requirement_uris(stack))
-    registry = RegistryClient(engine, RegistryTarget(stack.name, prepared.models_network,
+    registry = RegistryClient(engine, RegistryTarget(stack.name, prepared.registry_network,
                                                      prepared.server_image))
     serving = with_model_images(engine, stack, registry, serving, progress, known)
     prepared = pin(prepared, serving)
@@ -333,7 +334,7 @@ def registry_target(stack: Stack, *, offline: bool) -> RegistryTarget:
     if stack.image_registry is not None:
         # On a cluster the CLI's node pulls it from there (by tag: no digest is at hand).
         image = in_registry(stack.image_registry, image)
-    return RegistryTarget(stack.name, f"{stack.name}_{MODELS_NET}", image)
+    return RegistryTarget(stack.name, f"{stack.name}_{REGISTRY_NET}", image)
 
 
 def require_models(engine: Engine, prepared: Prepared, stack_file: Path, push_flags: str,
@@ -344,7 +345,7 @@ def require_models(engine: Engine, prepared: Prepared, stack_file: Path, push_fl
     in ``requirements_for`` resolved to; raise, naming each missing model and the push
     that fixes it, unless all resolve.  With ``undo_interrupted``, unfinished promotions
     are undone first, and said so there."""
-    target = RegistryTarget(prepared.stack.name, prepared.models_network, prepared.server_image)
+    target = RegistryTarget(prepared.stack.name, prepared.registry_network, prepared.server_image)
     uris = registry_uris(prepared.stack)
     if not uris:  # apps that load no registry model: nothing to ask MLflow
         return Serving(), ()

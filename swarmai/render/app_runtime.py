@@ -60,7 +60,7 @@ def app_environment(model: Model) -> dict[str, str]:
     if model.model is not None:
         environment.update({
             "MODEL_URI": model.model,
-            "MLFLOW_TRACKING_URI": naming.mlflow_url(),
+            "MLFLOW_TRACKING_URI": naming.registry_read_url(),
             **naming.MLFLOW_CLIENT_ENV,
         })
     return environment

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from swarmai import __version__, modeluri
-from swarmai.render import engine_proxy, gateway, registry, runtimes
+from swarmai.render import engine_proxy, gateway, registry, registry_proxy, runtimes
 from swarmai.render.common import escape_interpolation
 from swarmai.render.compose import compose_document
 from swarmai.render.plan import ServicePlan
@@ -105,6 +105,7 @@ def service_plans(stack: Stack, target: Target, *, host_ports: bool,
     plans = [gateway.gateway_service(stack, target, host_ports=host_ports),
              engine_proxy.engine_proxy_service(stack, target)]
     plans += registry.registry_services(stack)
+    plans.append(registry_proxy.registry_proxy_service(stack))
     for model in stack.models:
         plans += runtimes.model_services(stack, model, model_images)
     return plans
@@ -115,6 +116,7 @@ def _support_files(stack: Stack, target: Target) -> dict[str, str]:
         gateway.STATIC_PATH: dump_yaml(gateway.static_config(stack, target)),
         gateway.DYNAMIC_PATH: dump_yaml(gateway.dynamic_config(stack)),
         registry.MLFLOW_ENTRYPOINT: script("mlflow-entrypoint.sh"),
+        registry_proxy.CONFIG_PATH: registry_proxy.registry_proxy_config(),
     }
     if stack.storage.backend != "external":
         files[registry.S3_ENTRYPOINT] = script("s3-entrypoint.sh")

@@ -35,8 +35,11 @@ def base_service(plan: ServicePlan) -> dict[str, Any]:
     if plan.healthcheck is not None:
         service["healthcheck"] = healthcheck(plan.healthcheck)
     service["stop_grace_period"] = f"{plan.stop_grace_s}s"
+    if plan.user is not None:
+        service["user"] = plan.user
     if plan.least_privilege:
         service["cap_drop"] = ["ALL"]
+    if plan.read_only_root:
         service["read_only"] = True
     return service
 

@@ -31,6 +31,7 @@ def engine_proxy_service(stack: Stack, target: Target) -> ServicePlan:
                                 start_period_s=10),
         manager_only=target == "swarm",
         least_privilege=True,
+        read_only_root=True,
         labels={naming.ROOT_LABEL: "opens the Docker socket, which is root's; it holds no "
                 "capability, and HAProxy passes only reads"},
     )

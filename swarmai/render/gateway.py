@@ -54,6 +54,8 @@ MIDDLEWARES = "middlewares.yml"
 # retried (Traefik's network-error retry), never a POST answered by a 502.
 RETRY = "retry"
 RETRY_UNSENT = "retry-unsent"
+# The basicAuth middleware of gateway.auth (a route's own login: _auth_name).
+STACK_LOGIN = "auth"
 _UNSENT_KEYS = ("attempts", "initialInterval")
 
 
@@ -127,11 +129,8 @@ def dynamic_config(stack: Stack) -> dict[str, Any]:
     if retry is not None and not all(model.idempotent for model in stack.models):
         middlewares[RETRY_UNSENT] = {"retry": {k: v for k, v in retry.items()
                                                if k in _UNSENT_KEYS}}
-    if stack.gateway.auth is not None:
-        secret = stack.gateway.auth.basic_users_secret
-        middlewares["auth"] = {
-            "basicAuth": {"usersFile": f"{naming.SECRETS_DIR}/{secret}", "removeHeader": True}
-        }
+    for secret, name in _logins(stack).items():
+        middlewares[name] = _basic_auth(secret)
     http: dict[str, Any] = {"middlewares": middlewares}
     if stack.gateway.dashboard:
         http["routers"] = {"dashboard": gateway_tls.with_tls(stack, {
@@ -140,7 +139,7 @@ def dynamic_config(stack: Stack) -> dict[str, Any]:
             # on the stack's networks only: this router is its one TLS route.
             "entryPoints": ["traefik"],
             "service": "api@internal",
-            "middlewares": ["auth"] if stack.gateway.auth else [],
+            "middlewares": [STACK_LOGIN] if stack.gateway.auth else [],
         })}
     config: dict[str, Any] = {"http": http}
     if (tls := gateway_tls.default_certificate(stack)) is not None:
@@ -234,9 +233,37 @@ def _chain(stack: Stack, model: Model) -> list[str]:
     names = [RETRY_UNSENT if name == RETRY and not model.idempotent else name
              for name in _parsed(MIDDLEWARES)]
     before, after = _rule_middlewares(model)
-    login = ["auth"] if stack.gateway.auth is not None else []
-    chain = [*before, *login, *after, _strip_name(model), *names]
+    login = _login(stack, model)
+    chain = [*before, *([login] if login else []), *after, _strip_name(model), *names]
     return [f"{name}@file" for name in chain]
+
+
+def _logins(stack: Stack) -> dict[str, str]:
+    """Each login secret -> its basicAuth middleware: the stack's (gateway.auth) is
+    STACK_LOGIN; a route's own is named after the first model that names its secret,
+    so a client group (models that share a secret) shares one middleware."""
+    names: dict[str, str] = {}
+    if stack.gateway.auth is not None:
+        names[stack.gateway.auth.basic_users_secret] = STACK_LOGIN
+    for model in stack.models:
+        if model.gateway is not None and model.gateway.auth is not None:
+            names.setdefault(model.gateway.auth.basic_users_secret, _auth_name(model))
+    return names
+
+
+def _login(stack: Stack, model: Model) -> str | None:
+    """The basicAuth middleware of ``model``'s route (None: the route asks for no login)."""
+    login = stack.login_for(model)
+    return None if login is None else _logins(stack)[login.basic_users_secret]
+
+
+def _auth_name(model: Model) -> str:
+    return f"auth-{model.name}"
+
+
+def _basic_auth(secret: str) -> dict[str, Any]:
+    """A login checked against the htpasswd file of the Docker secret ``secret``."""
+    return {"basicAuth": {"usersFile": f"{naming.SECRETS_DIR}/{secret}", "removeHeader": True}}
 
 
 def router_labels(stack: Stack, model: Model, port: int, target: Target) -> dict[str, str]:
@@ -291,7 +318,7 @@ def gateway_service(stack: Stack, target: Target, host_ports: bool) -> ServicePl
         ports.append(Port(gateway.https_port, naming.GATEWAY_TLS_PORT))
     if gateway.dashboard:
         ports.append(Port(gateway.dashboard_port, naming.GATEWAY_ADMIN_PORT))
-    secrets: tuple[str, ...] = (gateway.auth.basic_users_secret,) if gateway.auth else ()
+    secrets = tuple(stack.login_secrets())
     if tls.mode in ("local", "secret"):
         secrets += (tls.secret,)
     volumes = [Mount(DYNAMIC_VOLUME, DYNAMIC_DIR)]
@@ -315,6 +342,7 @@ def gateway_service(stack: Stack, target: Target, host_ports: bool) -> ServicePl
         depends_on=(naming.ENGINE_PROXY,),
         start_first=not host_ports,
         least_privilege=True,
+        read_only_root=True,
         # Traefik spills request bodies it buffers (retry, body limits) above 1 MiB here.
         tmpfs=("/tmp",),
         labels={naming.ROOT_LABEL: "reads its certificate key and login files, which Compose "

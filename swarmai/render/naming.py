@@ -20,8 +20,9 @@ from swarmai.spec.reserved import SHM as SHM
 from swarmai.spec.reserved import TFSERVING_MODELS as TFSERVING_MODELS
 from swarmai.spec.reserved import TORCHSERVE_STORE as TORCHSERVE_STORE
 
-# Networks: the gateway, model servers and MLflow share "models"; the stores
-# MLflow writes to sit on "registry", which no model server can reach.
+# Networks: the gateway, model servers and the registry proxy share "models";
+# MLflow and the stores it writes to sit on "registry", which no model server
+# can reach (they read MLflow through the registry proxy).
 MODELS_NET = "models"
 REGISTRY_NET = "registry"
 # Internal (no way out, nothing attaches): the gateway and the engine proxy only.
@@ -30,9 +31,16 @@ ENGINE_NET = "engine"
 GATEWAY = "gateway"
 # On a service that runs as root: why (`docker inspect` and the render say it).
 ROOT_LABEL = "swarmai.runs-as-root"
+# The users swarmai's runtimes run as: the ``swarmai`` user of its server and
+# model-sync images (both write the node's model cache), and TorchServe's
+# ``model-server``.  TF Serving runs as swarmai's: it only reads its store.
+SWARMAI_USER = "10001:10001"
+TORCHSERVE_USER = "1000:1000"
 # The read-only Docker API the gateway's providers read (gateway/engine-proxy).
 ENGINE_PROXY = "engine-proxy"
 MLFLOW = "mlflow"
+# MLflow, read-only, on the models network (registry/registry-proxy/haproxy.cfg).
+REGISTRY_PROXY = "registry-proxy"
 POSTGRES = "postgres"
 S3 = "s3"
 
@@ -90,7 +98,13 @@ def network_name(stack: Stack, key: str, target: Target) -> str:
 
 
 def mlflow_url() -> str:
+    """MLflow itself, for swarmai's registry jobs on the registry network."""
     return f"http://{MLFLOW}:{MLFLOW_PORT}"
+
+
+def registry_read_url() -> str:
+    """MLflow through the registry proxy, for what runs on the models network."""
+    return f"http://{REGISTRY_PROXY}:{MLFLOW_PORT}"
 
 
 def s3_endpoint(stack: Stack) -> str:

@@ -97,8 +97,12 @@ class ServicePlan:
     # Start the new task before stopping the old one (zero-downtime roll);
     # impossible when the task holds an exclusive GPU or a host-mode port.
     start_first: bool = True
-    # No capabilities, a read-only root file system (``tmpfs`` aside) and no
-    # privilege gain (setuid): for services that need none of them.
+    # The user the process runs as, ``UID:GID``; None: the image's (a service
+    # that stays root says why in its naming.ROOT_LABEL).
+    user: str | None = None
+    # No capabilities and no privilege gain (setuid): for services that need neither.
     least_privilege: bool = False
+    # A read-only root file system (``tmpfs`` and volumes aside).
+    read_only_root: bool = False
     # Writable in-memory folders, for a read-only root file system.
     tmpfs: tuple[str, ...] = ()

@@ -17,7 +17,8 @@ _SCRIPTS_DIR = "/etc/swarmai"
 
 # MLflow 3.5+ rejects Host headers it does not know (DNS-rebinding guard); the
 # in-stack DNS name must be allowed or every model server gets a 403.
-_ALLOWED_HOSTS = ("mlflow", "mlflow:*", "localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*")
+_ALLOWED_HOSTS = ("mlflow", "mlflow:*", "localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*",
+                  naming.REGISTRY_PROXY, f"{naming.REGISTRY_PROXY}:*")
 
 # botocore >= 1.36 sends CRC checksums that several S3-compatible stores reject;
 # only send/verify them when an operation requires it.
@@ -30,6 +31,10 @@ _S3_CHECKSUM_ENV = {
 # processes that each import MLflow (tens of CPU seconds per start, and their
 # memory for good) to run GenAI jobs a model registry never submits.
 _NO_JOB_RUNNER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+# Why MLflow and the S3 store stay root (naming.ROOT_LABEL), without a capability.
+_OWNS_VOLUMES = ("owns its data volume, which earlier swarmai versions created as root's "
+                 "(a new owner is a migration, not a render); it holds no capability")
 
 
 def registry_services(stack: Stack) -> list[ServicePlan]:
@@ -75,7 +80,9 @@ def mlflow_service(stack: Stack) -> ServicePlan:
         role="registry",
         entrypoint=("/bin/sh", f"{_SCRIPTS_DIR}/mlflow-entrypoint.sh"),
         environment=environment,
-        networks=(naming.MODELS_NET, naming.REGISTRY_NET),
+        # Model servers read it through the registry proxy; nothing on the models
+        # network can write it.
+        networks=(naming.REGISTRY_NET,),
         volumes=volumes,
         files=(RenderedFile("mlflow-entrypoint", MLFLOW_ENTRYPOINT,
                             f"{_SCRIPTS_DIR}/mlflow-entrypoint.sh"),),
@@ -87,6 +94,8 @@ def mlflow_service(stack: Stack) -> ServicePlan:
         depends_on=tuple(depends),
         # SQLite allows one writer: never run two MLflow tasks on it at once.
         start_first=postgres,
+        least_privilege=True,
+        labels={naming.ROOT_LABEL: _OWNS_VOLUMES},
     )
 
 
@@ -111,6 +120,8 @@ def postgres_service(stack: Stack) -> ServicePlan:
         stop_grace_s=30,
         # Two Postgres servers must never share one data directory.
         start_first=False,
+        labels={naming.ROOT_LABEL: "its entrypoint starts as root to own the data directory, "
+                "then runs the server as the postgres user"},
     )
 
 
@@ -148,6 +159,8 @@ def s3_service(stack: Stack) -> ServicePlan:
         ports=(Port(published, port),) if published else (),
         stop_grace_s=_SEAWEEDFS_STOP_GRACE_S if backend == "seaweedfs" else 30,
         start_first=False,
+        least_privilege=True,
+        labels={naming.ROOT_LABEL: _OWNS_VOLUMES},
     )
 
 

@@ -40,6 +40,15 @@ _SYNC_MARKER = ".swarmai-synced"
 # TorchServe's own archive version is not used: MLflow is the version authority,
 # and a constant keeps the rendered per-model settings bound to the archive.
 TORCHSERVE_ARCHIVE_VERSION = "1.0"
+# Who each runtime runs as (naming.SWARMAI_USER and friends); an app runs as
+# its image's user, which swarmai does not choose.
+_RUNTIME_USERS = {
+    "fastapi": naming.SWARMAI_USER,
+    "tfserving": naming.SWARMAI_USER,
+    "torchserve": naming.TORCHSERVE_USER,
+}
+_APP_USER = ("runs as the user its image names (USER in its Dockerfile), which swarmai "
+             "does not choose; run it as a non-root user there")
 
 
 def model_services(stack: Stack, model: Model,
@@ -180,7 +189,7 @@ def _fastapi(stack: Stack, model: Model, model_images: Mapping[str, str]) -> Ser
     environment = {
         "MODEL_URI": model.uri,
         "MODEL_NAME": model.name,
-        "MLFLOW_TRACKING_URI": naming.mlflow_url(),
+        "MLFLOW_TRACKING_URI": naming.registry_read_url(),
         **naming.MLFLOW_CLIENT_ENV,
         "PORT": str(naming.FASTAPI_PORT),
         "SWARMAI_MODEL_CACHE": naming.MODEL_CACHE,
@@ -296,13 +305,16 @@ def _server(
         "swarmai.model": model.name,
         "swarmai.runtime": model.runtime,
     }
+    user = _RUNTIME_USERS.get(model.runtime)
+    if user is None:
+        labels[naming.ROOT_LABEL] = _APP_USER
     if model.model is not None:  # an app may load no registry model
         labels["swarmai.model-uri"] = model.model
     exclusive_gpu = model.gpus is not None and not model.gpus.share
     # The runtimes that read a store wait for its sync step; those that load from
-    # MLflow, for MLflow; an app without a registry model, for nothing.
+    # MLflow, for the registry proxy; an app without a registry model, for nothing.
     depends = ((naming.sync_service(model),) if model.runtime in ("tfserving", "torchserve")
-               else (naming.MLFLOW,) if model.model is not None else ())
+               else (naming.REGISTRY_PROXY,) if model.model is not None else ())
     return ServicePlan(
         name=naming.model_service(model),
         image=image,
@@ -326,6 +338,10 @@ def _server(
         ready_path=ready_path,
         depends_on=depends,
         stop_grace_s=_DRAIN_S,
+        user=user,
+        # Servers need no capability (their ports are above 1024); an app's
+        # needs are its author's to know.
+        least_privilege=user is not None,
         # An exclusive GPU cannot be held by the old and the new task at once.
         start_first=not exclusive_gpu,
     )
@@ -339,7 +355,7 @@ def _sync(stack: Stack, model: Model, layout: str) -> ServicePlan:
         environment={
             "MODEL_URI": model.uri,
             "MODEL_NAME": model.name,
-            "MLFLOW_TRACKING_URI": naming.mlflow_url(),
+            "MLFLOW_TRACKING_URI": naming.registry_read_url(),
             **naming.MLFLOW_CLIENT_ENV,
             "SWARMAI_LAYOUT": layout,
             "SWARMAI_STORE": "/store",
@@ -355,12 +371,14 @@ def _sync(stack: Stack, model: Model, layout: str) -> ServicePlan:
         healthcheck=Healthcheck(("CMD", "test", "-e", f"/store/{_SYNC_MARKER}"),
                                 start_period_s=_SYNC_START_PERIOD_S),
         labels={"swarmai.stack": stack.name, "swarmai.model": model.name},
+        user=naming.SWARMAI_USER,
+        least_privilege=True,
         # One sync task on every node that may run the server: the volume is node-local.
         global_mode=True,
         # Two sync tasks must never write one node's store at once.
         start_first=False,
         gpus=None,
-        depends_on=(naming.MLFLOW,),
+        depends_on=(naming.REGISTRY_PROXY,),
         placement_node=model.gpus.node if model.gpus else None,
     )
 

@@ -60,6 +60,10 @@ def _routes(stack: Stack) -> Iterator[Finding]:
             first_seen[route] = index
 
 
+_CLEAR_TEXT_FIX = ("remove tls.mode: off (swarmai's local CA issues a certificate), or name "
+                   "your certificate's secret with tls: {mode: secret, secret: NAME}")
+
+
 def _gateway(stack: Stack) -> Iterator[Finding]:
     """Nothing of Traefik's own API published without a login, and no login in clear text."""
     gateway, tls = stack.gateway, stack.gateway.tls
@@ -75,9 +79,16 @@ def _gateway(stack: Stack) -> Iterator[Finding]:
         yield Finding(
             ("gateway", "auth"),
             "with gateway.tls.mode off, every login would cross the network in clear text",
-            "remove tls.mode: off (swarmai's local CA issues a certificate), or name your "
-            "certificate's secret with tls: {mode: secret, secret: NAME}",
+            _CLEAR_TEXT_FIX,
         )
+    for index, model in enumerate(stack.models):
+        if model.gateway is not None and model.gateway.auth is not None and tls.mode == "off":
+            yield Finding(
+                ("models", index, "gateway", "auth"),
+                "with gateway.tls.mode off, every login to this route would cross the "
+                "network in clear text",
+                _CLEAR_TEXT_FIX,
+            )
     yield from _tls(stack)
     ports = {"port": gateway.port, "https_port": gateway.https_port}
     if gateway.dashboard:

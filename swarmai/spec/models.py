@@ -175,6 +175,9 @@ class RouteRules(_Spec):
     rate_limit: RateLimit | None = None
     max_body_mb: int | None = Field(default=None, ge=1, le=1024)
     allow_ips: Annotated[tuple[IpRange, ...], AfterValidator(non_empty)] | None = None
+    # The route's own login, in place of gateway.auth; the models that name one
+    # secret are one client group (one login file, one set of users).
+    auth: GatewayAuth | None = None
 
 
 class App(_Spec):
@@ -268,3 +271,19 @@ class Stack(_Spec):
     def image_registry(self) -> str | None:
         """``images.registry``: where deploy pushes the images and every node pulls them."""
         return self.images.get(IMAGE_REGISTRY_KEY)
+
+    def login_for(self, model: Model) -> GatewayAuth | None:
+        """The login ``model``'s route asks for: its own (``gateway.auth``), else the stack's."""
+        own = model.gateway.auth if model.gateway is not None else None
+        return own or self.gateway.auth
+
+    def login_secrets(self) -> dict[str, str]:
+        """Each login secret (htpasswd) -> where the stack file first names it."""
+        paths: dict[str, str] = {}
+        if self.gateway.auth is not None:
+            paths[self.gateway.auth.basic_users_secret] = "gateway.auth.basic_users_secret"
+        for index, model in enumerate(self.models):
+            if model.gateway is not None and model.gateway.auth is not None:
+                paths.setdefault(model.gateway.auth.basic_users_secret,
+                                 f"models[{index}].gateway.auth.basic_users_secret")
+        return paths

@@ -19,11 +19,11 @@ def test_render_writes_the_bundle_and_is_idempotent(tmp_path: Path) -> None:
     out = tmp_path / "vision"
     first = runner.invoke(cli, ["render", VISION, "-t", "swarm", "-o", str(out), "--no-ipvs"])
     assert first.exit_code == 0, first.output
-    assert "9 new" in first.output
+    assert "10 new" in first.output
     stack = yaml.safe_load((out / "stack.yml").read_text())
     assert stack["services"]["gateway"]["deploy"]["endpoint_mode"] == "dnsrr"
     second = runner.invoke(cli, ["render", VISION, "-t", "swarm", "-o", str(out), "--no-ipvs"])
-    assert "0 new, 0 changed, 9 unchanged, 0 removed" in second.output
+    assert "0 new, 0 changed, 10 unchanged, 0 removed" in second.output
 
 
 def test_render_of_an_invalid_stack_exits_2_and_writes_nothing(tmp_path: Path) -> None:

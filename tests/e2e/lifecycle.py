@@ -173,11 +173,71 @@ print(json.dumps({
 
 def engine_calls_from_gateway(*labels: str) -> dict[str, Any]:
     """What the gateway container (the one with ``labels``) may do to the engine."""
+    return _probe_in(labels, _ENGINE_PROBE)
+
+
+# Run inside a model server (its image has python3): what it may do to MLflow.
+_REGISTRY_PROBE = """
+import json, socket, urllib.error, urllib.request
+def call(method, path, body=None):
+    request = urllib.request.Request("http://registry-proxy:5000/api/2.0/mlflow/" + path,
+                                     method=method, data=body,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        return urllib.request.urlopen(request, timeout=10).status
+    except urllib.error.HTTPError as error:
+        return error.code
+def resolves(name):
+    try:
+        socket.getaddrinfo(name, 5000)
+        return True
+    except OSError:
+        return False
+print(json.dumps({
+    "read": call("GET", "registered-models/get?name=iris"),
+    "move_alias": call("POST", "registered-models/alias",
+                       b'{"name": "iris", "alias": "production", "version": "1"}'),
+    "register": call("POST", "model-versions/create",
+                     b'{"name": "iris", "source": "s3://elsewhere/model"}'),
+    "delete": call("DELETE", "registered-models/delete", b'{"name": "iris"}'),
+    "mlflow_resolves": resolves("mlflow"),
+}))
+"""
+
+
+# What a model server sees: reads pass, every write is the proxy's 403, and
+# MLflow itself is not on its network.
+REGISTRY_REFUSED = {"read": 200, "move_alias": 403, "register": 403, "delete": 403,
+                    "mlflow_resolves": False}
+
+
+def registry_calls_from_model(*labels: str) -> dict[str, Any]:
+    """What a model server container (the one with ``labels``) may do to MLflow."""
+    return _probe_in(labels, _REGISTRY_PROBE)
+
+
+def _probe_in(labels: tuple[str, ...], code: str) -> dict[str, Any]:
+    """Run ``code`` with python3 in the first running container with ``labels``."""
     from swarmai.engine import Engine
 
     api = Engine.from_env().api
-    [container] = api.containers(filters={"label": list(labels), "status": "running"})
-    execution = api.exec_create(container["Id"], ["python3", "-c", _ENGINE_PROBE])
+    container = api.containers(filters={"label": list(labels), "status": "running"})[0]
+    execution = api.exec_create(container["Id"], ["python3", "-c", code])
     output = api.exec_start(execution["Id"]).decode()
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
     return result
+
+
+def root_processes(project_label: str, service_label: str) -> set[str]:
+    """The services of a stack (its containers with ``project_label``) that run a
+    process as root, by the value of their ``service_label``."""
+    from swarmai.engine import Engine
+
+    api = Engine.from_env().api
+    found = set()
+    for container in api.containers(filters={"label": project_label, "status": "running"}):
+        top = api.top(container["Id"], ps_args="-o pid,uid,comm")
+        uids = [row[top["Titles"].index("UID")] for row in top["Processes"]]
+        if any(uid in ("0", "root") for uid in uids):
+            found.add(container["Labels"][service_label])
+    return found

@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 from lifecycle import (
+    REGISTRY_REFUSED,
     engine_calls_from_gateway,
     engine_snapshot,
     https_url,
     predict_both,
+    registry_calls_from_model,
+    root_processes,
     swarmai,
     write_stack,
 )
@@ -54,6 +57,13 @@ def test_compose_lifecycle(tmp_path: Path, offline_images: dict[str, str],
     assert engine_calls_from_gateway(f"com.docker.compose.project={NAME}",
                                      "com.docker.compose.service=gateway") == {
         "read": 200, "create": 403, "socket": False}
+    # A model server reads MLflow through the registry proxy and can change nothing.
+    project = f"com.docker.compose.project={NAME}"
+    assert registry_calls_from_model(
+        project, "com.docker.compose.service=model-iris") == REGISTRY_REFUSED
+    # Root only where the render says why (naming.ROOT_LABEL), without capabilities.
+    assert root_processes(project, "com.docker.compose.service") == {
+        "gateway", "engine-proxy", "mlflow", "s3"}
 
     rows = json.loads(swarmai("status", str(stack), "-t", "compose", "-o", "json").stdout)
     status = {row["service"]: row for row in rows}

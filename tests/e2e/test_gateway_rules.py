@@ -1,12 +1,13 @@
 """The gateway's login and each route's rules (`models[].gateway`) at the real Traefik,
 on Compose.
 
-Three copies of the scorer app (tests/e2e/apps/scorer), built FROM swarmai's
+Four copies of the scorer app (tests/e2e/apps/scorer), built FROM swarmai's
 server image, behind one gateway with `gateway.auth`: `open` has no rules;
 `guarded` has a rate limit and a body limit; `fenced` allows only an address
-range this host never has. Without the login, or with a wrong password, a
-client gets 401; with the login swarmai generated ({SHA}, from the private
-credentials file `up` wrote) 200. Past the rate a client gets 429, a body
+range this host never has; `keyed` has its own login (`gateway.auth` of the
+route). Without the login, or with a wrong password, a client gets 401; with
+the login swarmai generated ({SHA}, from the private credentials file `up`
+wrote) 200, and on `keyed` only with that route's own login. Past the rate a client gets 429, a body
 above the limit 413, a stranger 403, and the same requests on `open` are
 answered by the app. The engine proxy is the only container with the Docker
 socket.  All of it over HTTPS with the certificate swarmai's local CA issued
@@ -48,6 +49,7 @@ APP = Path(__file__).resolve().parent / "apps" / "scorer"
 IMAGE = f"{NAME}/scorer:a"
 RATE, BURST = 2, 4
 LOGIN: dict[str, str] = {}  # the generated login, once `up` has written it
+KEYED: dict[str, str] = {}  # the /keyed route's own generated login
 
 
 def stack_text() -> str:
@@ -77,6 +79,11 @@ models:
     route: /fenced
     {app}
     gateway: {{allow_ips: [192.0.2.0/24]}}
+  - name: keyed
+    runtime: app
+    route: /keyed
+    {app}
+    gateway: {{auth: {{basic_users_secret: {NAME}-keyed-logins}}}}
 """
 
 
@@ -106,6 +113,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory,
         credentials = directory / "state" / f"{NAME}-logins.credentials"
         user, password = credentials.read_text().strip().split(":", 1)
         LOGIN.update(user=user, password=password)
+        keyed = directory / "state" / f"{NAME}-keyed-logins.credentials"
+        user, password = keyed.read_text().strip().split(":", 1)
+        KEYED.update(user=user, password=password)
         yield stack
     finally:
         try:
@@ -155,6 +165,15 @@ def test_without_the_login_or_with_a_wrong_one_a_client_gets_401(deployed: Path)
     assert _post("/open", b"{}") == 200
     # swarmai's generated login: 32 random characters, in htpasswd's fast {SHA} form.
     assert len(LOGIN["password"]) == 32
+
+
+def test_a_route_with_its_own_login_takes_that_login_and_no_other(deployed: Path) -> None:
+    keyed = (KEYED["user"], KEYED["password"])
+    assert _post("/keyed", b"{}") == 401  # the stack's login
+    assert _post("/keyed", b"{}", login=keyed) == 200
+    assert _post("/keyed", b"{}", login=("", "")) == 401
+    # The route's login opens no other route.
+    assert _post("/open", b"{}", login=keyed) == 401
 
 
 def test_past_the_rate_a_client_gets_429_and_the_open_route_does_not(deployed: Path) -> None:

@@ -16,10 +16,13 @@ from typing import Any
 import pytest
 from lifecycle import (
     BAD_MODEL,
+    REGISTRY_REFUSED,
     engine_calls_from_gateway,
     engine_snapshot,
     https_url,
     predict_both,
+    registry_calls_from_model,
+    root_processes,
     swarmai,
     wait_until,
     write_stack,
@@ -74,6 +77,12 @@ def test_swarm_lifecycle(tmp_path: Path, offline_images: dict[str, str],
     # and cannot create a container through the proxy.
     assert engine_calls_from_gateway(f"com.docker.swarm.service.name={NAME}_gateway") == {
         "read": 200, "create": 403, "socket": False}
+    # A model server reads MLflow through the registry proxy and can change nothing.
+    assert registry_calls_from_model(
+        f"com.docker.swarm.service.name={NAME}_model-iris") == REGISTRY_REFUSED
+    # Root only where the render says why (naming.ROOT_LABEL), without capabilities.
+    assert root_processes(f"com.docker.stack.namespace={NAME}", "com.docker.swarm.service.name") \
+        == {f"{NAME}_{name}" for name in ("gateway", "engine-proxy", "mlflow", "s3")}
 
     status = _status(stack)
     assert (status["model-iris"]["running"], status["model-iris"]["desired"]) == (2, 2)

@@ -296,6 +296,7 @@ def test_objects_are_created_removed_or_changed_by_name(write_stack: Callable[..
         ("service", "model-old", "remove"),
         ("config", "gone", "remove"),
         ("config", "mlflow-entrypoint", "create"),
+        ("config", "registry-proxy", "create"),
         ("config", "s3-entrypoint", "create"),
         ("config", "traefik-routes", "change"),
         ("config", "traefik-static", "create"),
@@ -381,13 +382,13 @@ def test_compose_live_lists_secret_files_and_never_shows_a_value(
     live = plan_live.compose_live(engine, stack, directory)
     assert live.secrets == {"planned-s3"}
     assert live.configs.keys() == {"traefik-static", "traefik-routes", "mlflow-entrypoint",
-                                   "s3-entrypoint"}
+                                   "registry-proxy", "s3-entrypoint"}
     # The registry does not run here: versions compare as they run, models say unknown.
     plan = plan_live.make_plan(engine, stack, "compose", live, offline=True)
     report = json.dumps(plan.as_dict()) + format_text(plan.as_dict())
     assert [(c.kind, c.name, c.action) for c in plan.changes if c.kind != "volume"] == [
         ("service", "engine-proxy", "create"), ("service", "mlflow", "create"),
-        ("service", "s3", "create")]
+        ("service", "registry-proxy", "create"), ("service", "s3", "create")]
     assert plan.models[0].registry_state == "unknown" and plan.models[0].running == "1"
     tokens = [t for content in values.values() for t in content.replace("=", " ").split()
               if len(t) >= 12]

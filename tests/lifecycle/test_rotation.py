@@ -177,6 +177,19 @@ def test_only_the_stacks_generated_secrets_may_be_rotated() -> None:
         require_rotatable(yours, "mine", "app.yaml")
 
 
+def test_each_login_secret_is_rotatable_where_the_stack_file_first_names_it() -> None:
+    data = stack().model_dump()
+    data["gateway"] = {"auth": {"basic_users_secret": "app-logins"}}
+    data["models"] = [
+        {**data["models"][0], "name": name, "gateway": {"auth": {"basic_users_secret": "team"}}}
+        for name in ("a", "b")]
+    grouped = Stack.model_validate(data)
+    paths = yaml_paths(grouped)
+    assert paths["app-logins"] == "gateway.auth.basic_users_secret"
+    assert paths["team"] == "models[0].gateway.auth.basic_users_secret"
+    require_rotatable(grouped, "team", "app.yaml")
+
+
 def test_the_probe_answer_is_read_per_secret() -> None:
     output = "app-db refused\napp-db.next accepted\n"
     assert parse_probe(output, "app-db.next") is True

@@ -14,7 +14,7 @@ from swarmai.lifecycle.routes import gateway_refusals, prediction_url, probe_pat
 from swarmai.lifecycle.secrets import secret_values
 from swarmai.lifecycle.steps import registry_only_file, state_directory
 from swarmai.render import render_bundle
-from swarmai.spec import RouteRules, load_stack
+from swarmai.spec import GatewayAuth, RouteRules, load_stack
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,6 +37,17 @@ def test_generated_secrets_have_the_formats_their_readers_expect() -> None:
         load_stack(REPO / "stacks/vision.yaml"))["s3-creds"].content
 
 
+def test_each_route_login_is_generated_once_per_secret() -> None:
+    vision = load_stack(REPO / "stacks/vision.yaml")
+    keyed = RouteRules(auth=GatewayAuth(basic_users_secret="team-logins"))
+    models = tuple(m.model_copy(update={"gateway": keyed}) for m in vision.models[:2])
+    values = secret_values(vision.model_copy(update={"models": (*models, *vision.models[2:])}))
+    logins = {name for name, value in values.items() if value.reveal is not None}
+    assert logins == {"gateway-htpasswd", "team-logins"}
+    assert values["team-logins"].content.startswith("swarmai:{SHA}")
+    assert values["team-logins"].content != values["gateway-htpasswd"].content
+
+
 def test_external_store_keys_are_never_invented() -> None:
     values = secret_values(load_stack(REPO / "stacks/cpu.yaml"))
     assert "s3-creds" not in values and "mlflow-db-password" in values
@@ -57,7 +68,7 @@ def test_registry_only_file_keeps_registry_definitions_identical(tmp_path: Path)
     prepared = Prepared(stack, "swarm", bundle, tmp_path)
     subset = yaml.safe_load(registry_only_file(prepared).read_text())
     full = yaml.safe_load(bundle.files["stack.yml"])
-    assert sorted(subset["services"]) == ["mlflow", "postgres", "s3"]
+    assert sorted(subset["services"]) == ["mlflow", "postgres", "registry-proxy", "s3"]
     for name, service in subset["services"].items():
         assert service == full["services"][name]
 
@@ -78,7 +89,12 @@ def test_what_the_gateway_answers_for_itself_proves_a_route() -> None:
     fenced = vision.models[0].model_copy(update={"gateway": RouteRules(
         allow_ips=("192.0.2.0/24",))})
     assert gateway_refusals(vision, fenced) == {
-        401: "the gateway requires basic auth",
+        401: "the gateway requires basic auth (gateway-htpasswd)",
         403: f"{fenced.public_route} allows only 192.0.2.0/24"}
     dev = load_stack(REPO / "stacks/dev.yaml")
     assert gateway_refusals(dev, dev.models[0]) == {}
+    # A route's own login: refused without it even where the stack has none.
+    keyed = dev.models[0].model_copy(update={"gateway": RouteRules(
+        auth=GatewayAuth(basic_users_secret="iris-logins"))})
+    assert gateway_refusals(dev, keyed) == {
+        401: "the gateway requires basic auth (iris-logins)"}

@@ -52,12 +52,12 @@ def test_an_app_with_a_model_gets_it_pinned_and_what_mlflow_clients_need(apps: S
     service = yaml.safe_load(bundle.files["stack.yml"])["services"]["model-ranker"]
     environment, labels = service["environment"], service["deploy"]["labels"]
     assert environment["MODEL_URI"] == "models:/ranker/7"
-    assert environment["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert environment["MLFLOW_TRACKING_URI"] == "http://registry-proxy:5000"
     assert environment["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] == "false"
     assert (environment["MODEL_NAME"], environment["PORT"]) == ("ranker", "9000")
     assert environment["LOG_LEVEL"] == "info"
     assert (labels["swarmai.runtime"], labels["swarmai.model-uri"]) == ("app", "models:/ranker/7")
-    assert _plan(apps, "ranker").depends_on == ("mlflow",)
+    assert _plan(apps, "ranker").depends_on == ("registry-proxy",)
 
 
 def test_an_app_without_a_model_is_given_no_registry(apps: Stack) -> None:

@@ -10,7 +10,7 @@ import yaml
 
 from swarmai.render import gateway, naming, render_bundle, runtimes
 from swarmai.render.nodes import node_configs
-from swarmai.spec import RateLimit, RouteRules, Stack, load_stack
+from swarmai.spec import GatewayAuth, RateLimit, RouteRules, Stack, load_stack
 
 REPO = Path(__file__).resolve().parents[2]
 Render = Callable[..., dict[str, Any]]
@@ -57,6 +57,67 @@ def test_traefik_dynamic_has_strip_retry_and_auth(vision: Stack) -> None:
     assert middlewares["strip-bert"] == {"stripPrefix": {"prefixes": ["/models/bert"]}}
     assert middlewares["retry"]["retry"]["attempts"] >= 1
     assert middlewares["auth"]["basicAuth"]["usersFile"] == "/run/secrets/gateway-htpasswd"
+
+
+def _with_logins(vision: Stack, **secrets: str) -> Stack:
+    """``vision`` with a route's own login (``gateway.auth``) on each model named."""
+    models = tuple(m.model_copy(update={"gateway": RouteRules(
+        auth=GatewayAuth(basic_users_secret=secrets[m.name]))}) if m.name in secrets else m
+        for m in vision.models)
+    return vision.model_copy(update={"models": models})
+
+
+def _chain(stack: Stack, name: str) -> list[str]:
+    model = next(m for m in stack.models if m.name == name)
+    labels = gateway.router_labels(stack, model, 8080, "swarm")
+    return labels[f"traefik.http.routers.{naming.router_name(stack, model)}.middlewares"].split(",")
+
+
+def test_a_route_with_its_own_login_gets_its_own_middleware(
+        vision: Stack, main_document: Render) -> None:
+    stack = _with_logins(vision, bert="bert-logins")
+    middlewares = gateway.dynamic_config(stack)["http"]["middlewares"]
+    assert middlewares["auth-bert"] == {"basicAuth": {
+        "usersFile": "/run/secrets/bert-logins", "removeHeader": True}}
+    assert middlewares["auth"]["basicAuth"]["usersFile"] == "/run/secrets/gateway-htpasswd"
+    # In place of the stack's login, never beside it.
+    assert _chain(stack, "bert")[:2] == ["auth-bert@file", "strip-bert@file"]
+    assert _chain(stack, "churn")[:2] == ["auth@file", "strip-churn@file"]
+    for target in ("swarm", "compose"):
+        document = main_document(stack, target)
+        mounted = [s["source"] for s in document["services"]["gateway"]["secrets"]]
+        assert mounted == ["gateway-htpasswd", "bert-logins", "gateway-tls"], target
+        assert "bert-logins" in document["secrets"], target
+
+
+def test_a_client_group_shares_one_login_and_one_mount(
+        vision: Stack, main_document: Render) -> None:
+    stack = _with_logins(vision, bert="team-a", churn="team-a")
+    middlewares = gateway.dynamic_config(stack)["http"]["middlewares"]
+    logins = {name: m["basicAuth"]["usersFile"] for name, m in middlewares.items()
+              if "basicAuth" in m}
+    assert logins == {"auth": "/run/secrets/gateway-htpasswd",
+                      "auth-bert": "/run/secrets/team-a"}
+    assert _chain(stack, "bert")[0] == _chain(stack, "churn")[0] == "auth-bert@file"
+    assert _chain(stack, "resnet")[0] == "auth@file"
+    mounted = [s["source"] for s in main_document(stack, "swarm")["services"]["gateway"]["secrets"]]
+    assert mounted == ["gateway-htpasswd", "team-a", "gateway-tls"]
+    # A route that names the stack's own secret is in the stack's group.
+    same = _with_logins(vision, bert="gateway-htpasswd")
+    assert "auth-bert" not in gateway.dynamic_config(same)["http"]["middlewares"]
+    assert _chain(same, "bert")[0] == "auth@file"
+
+
+def test_a_route_login_without_a_stack_login_leaves_the_others_open(vision: Stack) -> None:
+    open_stack = vision.model_copy(update={"gateway": vision.gateway.model_copy(
+        update={"auth": None})})
+    stack = _with_logins(open_stack, churn="gateway-htpasswd")
+    middlewares = gateway.dynamic_config(stack)["http"]["middlewares"]
+    assert "auth" not in middlewares and "auth-churn" in middlewares
+    assert _chain(stack, "churn")[0] == "auth-churn@file"
+    assert _chain(stack, "bert")[0] == "strip-bert@file"
+    assert gateway.gateway_service(stack, "swarm", True).secrets == (
+        "gateway-htpasswd", "gateway-tls")
 
 
 def test_predictions_are_retried_after_a_502_unless_a_model_opts_out(
@@ -119,10 +180,12 @@ def test_mlflow_is_proxied_with_allowed_hosts_and_checksum_settings(
     script = render_bundle(vision, "swarm").files["registry/mlflow-entrypoint.sh"]
     assert '--artifacts-destination "s3://${SWARMAI_BUCKET}/artifacts"' in script
     assert "--allowed-hosts" in script and "--default-artifact-root" not in script
-    # Only MLflow holds S3 settings: model servers need the tracking URL alone.
+    # Only MLflow holds S3 settings: model servers need the tracking URL alone,
+    # the registry proxy's (which MLflow must accept as a Host).
     churn = main_document(vision, "swarm")["services"]["model-churn"]["environment"]
     assert not any(k.startswith(("AWS_", "MLFLOW_S3")) for k in churn)
-    assert churn["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert churn["MLFLOW_TRACKING_URI"] == "http://registry-proxy:5000"
+    assert "registry-proxy:*" in env["SWARMAI_ALLOWED_HOSTS"].split(",")
 
 
 def test_tfserving_reads_a_synced_volume_with_rendered_configs(

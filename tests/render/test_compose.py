@@ -33,7 +33,9 @@ def test_labels_are_container_labels_for_the_docker_provider(main_document: Rend
 def test_servers_wait_for_what_they_need(main_document: Render) -> None:
     dev = load_stack(REPO / "stacks/dev.yaml")
     services = main_document(dev, "compose")["services"]
-    assert services["model-iris"]["depends_on"] == {"mlflow": {"condition": "service_healthy"}}
+    assert services["model-iris"]["depends_on"] == {
+        "registry-proxy": {"condition": "service_healthy"}}
+    assert services["registry-proxy"]["depends_on"] == {"mlflow": {"condition": "service_healthy"}}
     assert services["mlflow"]["depends_on"] == {"s3": {"condition": "service_healthy"}}
     assert all(s["restart"] == "unless-stopped" for s in services.values())
 

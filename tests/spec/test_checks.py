@@ -154,6 +154,18 @@ def test_dashboard_on_allows_other_routes(write_stack: Write) -> None:
     assert [m.public_route for m in load_stack(path).models] == ["/models/a", "/predict/b"]
 
 
+def test_a_route_login_needs_tls_like_the_stacks(write_stack: Write) -> None:
+    off = NODES.replace("nodes:", "gateway: {tls: {mode: 'off'}}\nnodes:")
+    path = write_stack(off + model("a") + model("b", f"gateway: {{{AUTH}}}"))
+    with pytest.raises(SpecError) as caught:
+        load_stack(path)
+    assert paths(caught) == ["models[1].gateway.auth"]
+    assert "clear text" in str(caught.value)
+    on = write_stack(NODES + model("a") + model("b", f"gateway: {{{AUTH}}}"))
+    assert load_stack(on).login_secrets() == {
+        "gateway-htpasswd": "models[1].gateway.auth.basic_users_secret"}
+
+
 def test_routes_are_compared_after_defaulting(write_stack: Write) -> None:
     path = write_stack(NODES + model("a", "route: /models/b") + model("b"))
     with pytest.raises(SpecError) as caught:

@@ -12,6 +12,7 @@ from swarmai.errors import SpecError
 from swarmai.spec import (
     Batching,
     Gateway,
+    GatewayAuth,
     Gpus,
     Model,
     Network,
@@ -229,6 +230,33 @@ def test_server_keys_and_shm_size(write_stack: Write) -> None:
     model = load_stack(write_stack(text)).models[0]
     assert model.shm_size == "1G"
     assert model.server == Server(workers=1, max_body_mb=1024, max_queue=1, timeout_s=3600)
+
+
+def test_a_route_login_replaces_the_stacks_and_groups_by_secret(write_stack: Write) -> None:
+    text = """\
+        version: 1
+        name: demo
+        gateway: {auth: {basic_users_secret: logins}}
+        models:
+          - {name: a, runtime: fastapi, model: "models:/a/1"}
+          - {name: b, runtime: fastapi, model: "models:/b/1",
+             gateway: {auth: {basic_users_secret: team}}}
+          - {name: c, runtime: fastapi, model: "models:/c/1",
+             gateway: {auth: {basic_users_secret: team}, max_body_mb: 1}}
+          - {name: d, runtime: fastapi, model: "models:/d/1", gateway: {max_body_mb: 1}}
+    """
+    stack = load_stack(write_stack(text))
+    assert [stack.login_for(m) for m in stack.models] == [
+        GatewayAuth(basic_users_secret=name) for name in ("logins", "team", "team", "logins")]
+    # The first place each secret is named: one entry per client group.
+    assert stack.login_secrets() == {"logins": "gateway.auth.basic_users_secret",
+                                     "team": "models[1].gateway.auth.basic_users_secret"}
+
+
+def test_no_login_anywhere_names_no_login_secret(write_stack: Write) -> None:
+    stack = load_stack(write_stack(MINIMAL))
+    assert stack.login_for(stack.models[0]) is None
+    assert stack.login_secrets() == {}
 
 
 @pytest.mark.parametrize(("size", "expected"), [
