@@ -15,7 +15,7 @@ import pytest
 
 from swarmai import tlsca
 from swarmai.errors import OperationError
-from swarmai.lifecycle.routes import open_route, public_url
+from swarmai.lifecycle.routes import client_context, open_route, public_url
 from swarmai.spec import Stack
 
 
@@ -107,6 +107,20 @@ def test_swarmais_own_requests_trust_the_local_ca(tmp_path: Path,
     monkeypatch.setenv(tlsca.CA_DIR_ENV, str(tmp_path / "nowhere"))
     with pytest.raises(OperationError, match="there is none at"):
         open_route(stack, url, timeout=5)
+
+
+def test_the_client_context_is_made_once_per_ca_file(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tlsca.CA_DIR_ENV, str(tmp_path / "ca"))
+    tlsca.ensure_ca()
+    stack = Stack.model_validate({"version": 1, "name": "s", "models": [
+        {"name": "m", "runtime": "app", "app": {"image": "me/app:1"}}]})
+    first = client_context(stack)
+    assert first is not None and client_context(stack) is first  # the checks poll
+    # A CA made anew (another folder: another file) is trusted at once.
+    monkeypatch.setenv(tlsca.CA_DIR_ENV, str(tmp_path / "other-ca"))
+    tlsca.ensure_ca()
+    assert client_context(stack) is not first
 
 
 def test_urls_follow_the_tls_mode() -> None:

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 from swarmai import tlsca
 from swarmai.errors import OperationError
@@ -69,14 +70,26 @@ def client_context(stack: Stack) -> ssl.SSLContext | None:
     if mode == "off":
         return None
     if mode != "local":
-        return ssl.create_default_context()
+        return _verifying(None, 0)
     cafile = tlsca.ca_dir() / tlsca.CA_CERT
     if not cafile.exists():
         raise OperationError(
             f"the gateway's certificate comes from swarmai's local CA, and there is none at "
             f"{cafile}: run this where the stack was deployed, or set {tlsca.CA_DIR_ENV} to "
             "the folder of the CA that issued it")
-    return ssl.create_default_context(cafile=str(cafile))
+    return _verifying(str(cafile), cafile.stat().st_mtime_ns)
+
+
+@cache
+def _verifying(cafile: str | None, version: int) -> ssl.SSLContext:
+    """One context per CA file (None: the system's CAs) and version of it.
+
+    Making one reads and parses the CA file (the system's: every CA on the
+    machine), and the route check and a promotion's version check poll; a CA
+    file replaced since has another modification time, so another context.
+    """
+    del version  # a part of the cache key only
+    return ssl.create_default_context(cafile=cafile)
 
 
 def prediction_url(stack: Stack, model: Model, host: str) -> str:
