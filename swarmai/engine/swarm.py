@@ -53,6 +53,14 @@ def secret_names(engine: Engine) -> set[str]:
         return {s["Spec"]["Name"] for s in engine.api.secrets()}
 
 
+def generated_secret_stacks(engine: Engine) -> dict[str, str]:
+    """Each secret swarmai generated, on the whole swarm -> the stack it was made for."""
+    with api_errors("listing Docker secrets"):
+        secrets = engine.api.secrets(filters={"label": f"{GENERATED_LABEL}=true"})
+    return {s["Spec"]["Name"]: s["Spec"].get("Labels", {}).get(STACK_LABEL, "")
+            for s in secrets}
+
+
 def generated_secrets(engine: Engine, stack_name: str) -> list[str]:
     """Names of the secrets swarmai generated for ``stack_name``."""
     filters = {"label": [f"{STACK_LABEL}={stack_name}", f"{GENERATED_LABEL}=true"]}

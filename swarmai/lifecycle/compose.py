@@ -187,9 +187,10 @@ class ComposeBackend:
 
     # --- the steps of an up ---------------------------------------------------------
 
-    def check_engine(self, stack: Stack) -> None:
-        """Nothing to check: any engine with the Compose plugin runs a project."""
-        del stack
+    def check_engine(self, stack: Stack, stack_file: Path) -> None:
+        """Nothing to check: any engine with the Compose plugin runs a project (and a
+        project's secrets are its own files)."""
+        del stack, stack_file
 
     def push_flags(self, offline: bool) -> str:
         return "-t compose --offline" if offline else "-t compose"

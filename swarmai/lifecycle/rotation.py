@@ -36,7 +36,7 @@ from typing import Protocol
 
 from swarmai.errors import OperationError, UsageError
 from swarmai.files import write_private
-from swarmai.lifecycle.secrets import SecretValue, secret_values, user_secrets
+from swarmai.lifecycle.secrets import SecretValue, secret_values, user_secrets, yaml_paths
 from swarmai.lifecycle.steps import Progress
 from swarmai.spec import Stack
 
@@ -153,17 +153,6 @@ def _point(vault: Vault, users: dict[str, str], target: str, source: str,
     if moving:
         vault.point(moving, target, source)
         did(f"rolled {', '.join(moving)} onto {source}")
-
-
-def yaml_paths(stack: Stack) -> dict[str, str]:
-    """Each secret the stack names -> where in the stack file it is named."""
-    paths = {stack.storage.credentials_secret: "storage.credentials_secret"}
-    if stack.registry.backend_store == "postgres":
-        paths[stack.registry.db_password_secret] = "registry.db_password_secret"
-    paths.update(stack.login_secrets())
-    if stack.gateway.tls.mode in ("local", "secret"):
-        paths[stack.gateway.tls.secret] = "gateway.tls.secret"
-    return paths
 
 
 def require_rotatable(stack: Stack, name: str, stack_file: str) -> None:

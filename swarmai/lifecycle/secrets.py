@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from swarmai import tlsca
@@ -45,6 +46,32 @@ def secret_values(stack: Stack) -> dict[str, SecretValue]:
     if stack.gateway.tls.mode == "local":
         values[stack.gateway.tls.secret] = _local_certificate(stack)
     return values
+
+
+def yaml_paths(stack: Stack) -> dict[str, str]:
+    """Each secret the stack names -> where in the stack file it is named."""
+    paths = {stack.storage.credentials_secret: "storage.credentials_secret"}
+    if stack.registry.backend_store == "postgres":
+        paths[stack.registry.db_password_secret] = "registry.db_password_secret"
+    paths.update(stack.login_secrets())
+    if stack.gateway.tls.mode in ("local", "secret"):
+        paths[stack.gateway.tls.secret] = "gateway.tls.secret"
+    return paths
+
+
+def claimed_by_other_stacks(stack: Stack, generated_for: Mapping[str, str]) -> list[str]:
+    """What is wrong with each secret ``stack`` names that swarmai generated for another
+    stack (``generated_for``: secret -> stack, from the swarm's labels).
+
+    Secret names are global on a Swarm: a stack that used another's generated
+    secret would lose it when that stack is removed with its data (or fail the
+    removal while it holds it), and could not rotate it.
+    """
+    return [f"{path}: secret {name} is the one swarmai generated for stack {owner} (secret "
+            f"names are shared by the whole swarm); name another one here, for example "
+            f"{stack.name}-{name}"
+            for name, path in yaml_paths(stack).items()
+            if (owner := generated_for.get(name)) not in (None, stack.name)]
 
 
 @dataclass(frozen=True)

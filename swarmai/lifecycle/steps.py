@@ -139,7 +139,7 @@ class StartSteps(Protocol):
     @property
     def state_dir(self) -> Path | None: ...
 
-    def check_engine(self, stack: Stack) -> None: ...
+    def check_engine(self, stack: Stack, stack_file: Path) -> None: ...
 
     def live(self, stack: Stack) -> LiveState: ...
 
@@ -166,7 +166,7 @@ def start(steps: StartSteps, engine: Engine, stack: Stack, stack_file: Path,
           options: StartOptions, progress: Progress) -> StartReport:
     """Start ``stack`` on ``steps``' target and verify every route: the list above."""
     started = datetime.now(UTC)
-    steps.check_engine(stack)
+    steps.check_engine(stack, stack_file)
     verdicts = check_registry_images(
         engine, steps.live(stack), with_images(stack, offline=options.offline),
         stack_file=str(stack_file), acknowledged=options.upgrade_registry, progress=progress)

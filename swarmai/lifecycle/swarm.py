@@ -35,7 +35,7 @@ from swarmai.lifecycle.plan_live import swarm_live
 from swarmai.lifecycle.plan_shapes import LiveState
 from swarmai.lifecycle.rotation import RotationReport, keep_reveal, require_rotatable
 from swarmai.lifecycle.rotation_swarm import rotate_swarm
-from swarmai.lifecycle.secrets import secret_values, user_secrets
+from swarmai.lifecycle.secrets import claimed_by_other_stacks, secret_values, user_secrets
 from swarmai.lifecycle.status import ServiceStatus, gpu_ids
 from swarmai.lifecycle.steps import (
     Prepared,
@@ -207,9 +207,10 @@ class SwarmBackend:
 
     # --- the steps of a deploy ------------------------------------------------------
 
-    def check_engine(self, stack: Stack) -> None:
-        """A manager, and every GPU ``stack`` pins advertised and free (else exit 1 now,
-        naming node, device and holder, rather than a task Pending forever)."""
+    def check_engine(self, stack: Stack, stack_file: Path) -> None:
+        """A manager, no secret generated for another stack (exit 2), and every GPU
+        ``stack`` pins advertised and free (else exit 1 now, naming node, device and
+        holder, rather than a task Pending forever)."""
         swarm = docker.info(self.engine).get("Swarm", {})
         if not swarm.get("ControlAvailable"):
             state = swarm.get("LocalNodeState", "inactive")
@@ -218,6 +219,8 @@ class SwarmBackend:
                 "on a manager, or `docker swarm init`, or use `swarmai up` for single-node "
                 "Compose"
             )
+        if problems := claimed_by_other_stacks(stack, docker.generated_secret_stacks(self.engine)):
+            raise UsageError("; ".join(f"{stack_file}: {problem}" for problem in problems))
         check_devices(self.engine, stack, cluster_facts(self.engine, probe_image=None))
 
     def push_flags(self, offline: bool) -> str:

@@ -56,6 +56,21 @@ def test_swarm_lifecycle(tmp_path: Path, offline_images: dict[str, str],
     swarmai("rm", str(stack), "--volumes")  # a previous run's leftovers, if any
     before = engine_snapshot()
 
+    # Secret names are global on a Swarm: one generated for another stack is refused
+    # (exit 2, the YAML path and a fix), before anything of this stack is created.
+    api = Engine.from_env().api
+    foreign = api.create_secret(f"{NAME}-db", b"x", labels={
+        "swarmai.stack": "someone-else", "swarmai.generated": "true"})
+    try:
+        refused = swarmai("deploy", str(stack), "--offline", *state)
+    finally:
+        api.remove_secret(foreign["ID"])
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert (f"{stack}: registry.db_password_secret: secret {NAME}-db is the one swarmai "
+            "generated for stack someone-else") in refused.stderr
+    assert f"for example {NAME}-{NAME}-db" in refused.stderr
+    assert engine_snapshot() == before
+
     first = swarmai("deploy", str(stack), "--offline", *state)
     assert first.returncode == 1, first.stdout + first.stderr
     assert "models:/iris@production" in first.stderr

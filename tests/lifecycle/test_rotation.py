@@ -13,10 +13,9 @@ from swarmai.lifecycle.rotation import (
     next_name,
     require_rotatable,
     rotate,
-    yaml_paths,
 )
 from swarmai.lifecycle.rotation_db import parse_probe
-from swarmai.lifecycle.secrets import SecretValue
+from swarmai.lifecycle.secrets import SecretValue, claimed_by_other_stacks, yaml_paths
 from swarmai.spec import Stack
 
 NAME = "app-db"
@@ -211,3 +210,14 @@ def test_a_failed_roll_says_that_the_same_command_finishes_it() -> None:
     assert "run the same command again" in str(failed.value)
     run(engine, False, itertools.count(2))
     assert_rotated(engine, False)
+
+
+def test_a_secret_generated_for_another_stack_is_refused_with_its_yaml_path() -> None:
+    app = stack()
+    assert claimed_by_other_stacks(app, {}) == []
+    # Its own secrets, and other stacks' that it does not name, are fine.
+    assert claimed_by_other_stacks(app, {"app-s3": "app", "other-s3": "other"}) == []
+    [problem] = claimed_by_other_stacks(app, {"app-s3": "app", "gateway-tls": "other"})
+    assert problem.startswith("gateway.tls.secret: secret gateway-tls is the one swarmai "
+                              "generated for stack other")
+    assert problem.endswith(f"for example {app.name}-gateway-tls")
