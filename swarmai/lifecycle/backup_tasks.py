@@ -18,6 +18,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from swarmai.lifecycle.pgpass import write_pgpass
 from swarmai.lifecycle.tasks import HostMount, Task
 from swarmai.render.naming import POSTGRES, POSTGRES_PORT, SECRETS_DIR, s3_endpoint
 from swarmai.spec import Stack
@@ -32,16 +33,13 @@ WRONG_MAJOR = 3  # the restore task's exit code when the target's Postgres major
 _MLFLOW_DB = "/var/lib/mlflow"
 
 # The password reaches libpq through a private pgpass file built inside the
-# container from the secret, as the MLflow entrypoint does: never in the
-# environment or on a command line.  $1: the secret's name, $2: the snapshot.
-_PGPASS = f"""set -eu
-umask 077
-password=$(sed 's/\\\\/\\\\\\\\/g; s/:/\\\\:/g' "{SECRETS_DIR}/$1")
-printf '%s:%s:%s:%s:%s\\n' {POSTGRES} {POSTGRES_PORT} mlflow mlflow "$password" > /tmp/pgpass
-unset password
-export PGPASSFILE=/tmp/pgpass
-connect="-h {POSTGRES} -p {POSTGRES_PORT} -U mlflow -d mlflow"
-"""
+# container from the secret (swarmai.lifecycle.pgpass): never shell text, the
+# environment or a command line.  $1: the secret's name, $2: the snapshot.
+_PGPASS = (
+    "set -eu\n"
+    + write_pgpass(f'"{SECRETS_DIR}/$1"', f"{POSTGRES}:{POSTGRES_PORT}:mlflow:mlflow")
+    + f'connect="-h {POSTGRES} -p {POSTGRES_PORT} -U mlflow -d mlflow"\n'
+)
 PG_DUMP = _PGPASS + f"""psql $connect -XtAc 'SHOW server_version_num' > "$2/{POSTGRES_VERSION}"
 pg_dump -Fc $connect -f "$2/{DUMP}"
 """

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from swarmai.errors import OperationError
+from swarmai.lifecycle.pgpass import write_pgpass
 from swarmai.lifecycle.tasks import Task, TaskResult
 from swarmai.render import naming
 
@@ -21,16 +22,12 @@ ROLE = "mlflow"
 DATABASE = "mlflow"
 SECRETS = "/run/secrets"
 
-# Writes a pgpass file for the secret named $1 (':' and '\' escaped, as the
-# MLflow entrypoint does) and points libpq at it.
-_PGPASS = rf"""
+# Writes a pgpass file for the secret named $1 (swarmai.lifecycle.pgpass) and
+# points libpq at it.
+_PGPASS = f"""
 umask 077
 pgpass() {{
-  password=$(sed 's/\\/\\\\/g; s/:/\\:/g' "{SECRETS}/$1")
-  printf '*:*:*:*:%s\n' "$password" > /tmp/pgpass
-  unset password
-  export PGPASSFILE=/tmp/pgpass
-}}
+{write_pgpass(f'"{SECRETS}/$1"', "*:*:*:*")}}}
 """
 
 _TASK_TIMEOUT_S = 120.0

@@ -18,12 +18,12 @@ set -eu
 
 export AWS_SHARED_CREDENTIALS_FILE="/run/secrets/${SWARMAI_S3_SECRET}"
 if [ -n "${SWARMAI_DB_SECRET:-}" ]; then
-  umask 077
-  # pgpass format: host:port:db:user:password, with ':' and '\' escaped.
-  password=$(sed 's/\\/\\\\/g; s/:/\\:/g' "/run/secrets/${SWARMAI_DB_SECRET}")
-  printf '%s:%s:%s:%s:%s\n' "$SWARMAI_DB_HOST" 5432 mlflow mlflow "$password" > /tmp/pgpass
+  # pgpass format: host:port:db:user:password, with ':' and '\' escaped.  sed
+  # writes the line from the secret file straight into the private file, so the
+  # password is never shell text (swarmai/lifecycle/pgpass.py does the same).
+  (umask 077; sed -e 's/\\/\\\\/g; s/:/\\:/g' -e "s/^/${SWARMAI_DB_HOST}:5432:mlflow:mlflow:/" \
+    "/run/secrets/${SWARMAI_DB_SECRET}" > /tmp/pgpass)
   export PGPASSFILE=/tmp/pgpass
-  unset password
 fi
 
 python3 - <<'PY'
