@@ -373,6 +373,10 @@ def _sync(stack: Stack, model: Model, layout: str) -> ServicePlan:
         labels={"swarmai.stack": stack.name, "swarmai.model": model.name},
         user=naming.SWARMAI_USER,
         least_privilege=True,
+        # It writes only its two volumes (downloads and the archiver's scratch go
+        # there too) and small temporary files.
+        read_only_root=True,
+        tmpfs=("/tmp",),
         # One sync task on every node that may run the server: the volume is node-local.
         global_mode=True,
         # Two sync tasks must never write one node's store at once.

@@ -66,6 +66,8 @@ def test_external_runtimes_run_as_their_images_users() -> None:
     assert users["model-bert"] == "10001:10001"  # TF Serving only reads its store
     assert users["model-resnet"] == "1000:1000"  # TorchServe's model-server
     assert users["sync-bert"] == users["sync-resnet"] == "10001:10001"
+    assert services["sync-bert"]["read_only"] is True  # its volumes and a tmpfs /tmp
+    assert {"type": "tmpfs", "target": "/tmp"} in services["sync-bert"]["volumes"]
     # Postgres's entrypoint needs root to hand the data directory to postgres.
     assert ROOT_LABEL in services["postgres"]["deploy"]["labels"]
 
