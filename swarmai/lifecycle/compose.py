@@ -28,7 +28,7 @@ from swarmai.lifecycle.plan_live import compose_live
 from swarmai.lifecycle.plan_shapes import LiveState
 from swarmai.lifecycle.rotation import RotationReport, keep_reveal, require_rotatable
 from swarmai.lifecycle.rotation_compose import rotate_compose
-from swarmai.lifecycle.secrets import secret_values, user_secrets
+from swarmai.lifecycle.secrets import fresh_secrets, user_secrets
 from swarmai.lifecycle.status import ServiceStatus
 from swarmai.lifecycle.steps import (
     Prepared,
@@ -210,8 +210,11 @@ class ComposeBackend:
             if not (folder / needed).exists():
                 raise UsageError(f"{folder / needed} does not exist; write {missing.holds} "
                                  "there")
-        for name, value in secret_values(stack).items():
+        for name, fresh in fresh_secrets(stack).items():
             path = folder / name
+            if path.exists():  # a value is made only for a missing one
+                continue
+            value = fresh()
             # Created whole or not at all, and never replaced: a half-written
             # value would be kept as the secret for good.
             if not create_atomically(path, value.content):

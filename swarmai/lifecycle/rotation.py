@@ -36,7 +36,7 @@ from typing import Protocol
 
 from swarmai.errors import OperationError, UsageError
 from swarmai.files import write_private
-from swarmai.lifecycle.secrets import SecretValue, secret_values, user_secrets, yaml_paths
+from swarmai.lifecycle.secrets import Fresh, SecretValue, fresh_secrets, user_secrets, yaml_paths
 from swarmai.lifecycle.steps import Progress
 from swarmai.spec import Stack
 
@@ -177,9 +177,9 @@ def is_database_password(stack: Stack, name: str) -> bool:
             and name == stack.registry.db_password_secret)
 
 
-def fresh_value(stack: Stack, name: str) -> Callable[[], SecretValue]:
+def fresh_value(stack: Stack, name: str) -> Fresh:
     """A new random value for ``name``, made as deploy makes it."""
-    return lambda: secret_values(stack)[name]
+    return fresh_secrets(stack)[name]
 
 
 def keep_reveal(report: RotationReport, state_dir: Path) -> RotationReport:

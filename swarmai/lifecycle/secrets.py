@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from swarmai import tlsca
@@ -26,26 +26,33 @@ class SecretValue:
     note: str | None = None
 
 
-def secret_values(stack: Stack) -> dict[str, SecretValue]:
-    """A fresh value for each secret swarmai may generate; used only when it is missing.
+# Makes a fresh value for one secret.
+Fresh = Callable[[], SecretValue]
+
+
+def fresh_secrets(stack: Stack) -> dict[str, Fresh]:
+    """How to make a fresh value for each secret swarmai may generate; called only for
+    one that is missing (making a certificate may create swarmai's local CA, and a
+    stack whose secrets exist must not create one behind the user's back).
 
     An external store's keys cannot be invented, so that secret is not here.
     """
-    values: dict[str, SecretValue] = {}
-    storage = stack.storage
-    if storage.backend != "external":
-        values[storage.credentials_secret] = SecretValue(
-            "[default]\n"
-            f"aws_access_key_id = swarmai{random_token(12)}\n"
-            f"aws_secret_access_key = {random_token(40)}\n"
-        )
+    fresh: dict[str, Fresh] = {}
+    if stack.storage.backend != "external":
+        fresh[stack.storage.credentials_secret] = _s3_keys
     if stack.registry.backend_store == "postgres":
-        values[stack.registry.db_password_secret] = SecretValue(random_token(32))
+        fresh[stack.registry.db_password_secret] = lambda: SecretValue(random_token(32))
     for login in stack.login_secrets():  # the stack's login and each route's own
-        values[login] = _htpasswd("swarmai")
+        fresh[login] = lambda: _htpasswd("swarmai")
     if stack.gateway.tls.mode == "local":
-        values[stack.gateway.tls.secret] = _local_certificate(stack)
-    return values
+        fresh[stack.gateway.tls.secret] = lambda: _local_certificate(stack)
+    return fresh
+
+
+def _s3_keys() -> SecretValue:
+    return SecretValue("[default]\n"
+                       f"aws_access_key_id = swarmai{random_token(12)}\n"
+                       f"aws_secret_access_key = {random_token(40)}\n")
 
 
 def yaml_paths(stack: Stack) -> dict[str, str]:

@@ -35,7 +35,7 @@ from swarmai.lifecycle.plan_live import swarm_live
 from swarmai.lifecycle.plan_shapes import LiveState
 from swarmai.lifecycle.rotation import RotationReport, keep_reveal, require_rotatable
 from swarmai.lifecycle.rotation_swarm import rotate_swarm
-from swarmai.lifecycle.secrets import claimed_by_other_stacks, secret_values, user_secrets
+from swarmai.lifecycle.secrets import claimed_by_other_stacks, fresh_secrets, user_secrets
 from swarmai.lifecycle.status import ServiceStatus, gpu_ids
 from swarmai.lifecycle.steps import (
     Prepared,
@@ -250,7 +250,9 @@ class SwarmBackend:
         for needed, missing in user_secrets(stack).items():
             if needed not in existing:
                 raise UsageError(f"secret {needed} does not exist; {missing.create}")
-        values = secret_values(stack)
+        # Values only for the missing ones (a certificate may create the local CA).
+        values = {name: fresh() for name, fresh in fresh_secrets(stack).items()
+                  if name not in existing}
         created = docker.ensure_swarm_secrets(
             self.engine, stack.name, {name: value.content for name, value in values.items()})
         for secret in created:

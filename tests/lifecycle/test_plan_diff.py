@@ -35,7 +35,7 @@ from swarmai.lifecycle.plan_shapes import (
     swarm_service,
     unescape,
 )
-from swarmai.lifecycle.secrets import secret_values
+from swarmai.lifecycle.secrets import fresh_secrets
 from swarmai.registry_client import CheckResult
 from swarmai.render import Serving, render_bundle
 from swarmai.render.compose import SECRETS_DIR
@@ -362,7 +362,7 @@ def test_compose_live_lists_secret_files_and_never_shows_a_value(
     for path, text in bundle.files.items():
         (directory / path).parent.mkdir(parents=True, exist_ok=True)
         (directory / path).write_text(text)
-    values = {name: value.content for name, value in secret_values(stack).items()}
+    values = {name: fresh().content for name, fresh in fresh_secrets(stack).items()}
     (directory / SECRETS_DIR).mkdir()
     for name, content in values.items():
         (directory / SECRETS_DIR / name).write_text(content)

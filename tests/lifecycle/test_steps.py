@@ -11,12 +11,17 @@ import pytest
 import yaml
 
 from swarmai.lifecycle.routes import gateway_refusals, prediction_url, probe_path, public_url
-from swarmai.lifecycle.secrets import secret_values
+from swarmai.lifecycle.secrets import SecretValue, fresh_secrets
 from swarmai.lifecycle.steps import registry_only_file, state_directory
 from swarmai.render import render_bundle
-from swarmai.spec import GatewayAuth, RouteRules, load_stack
+from swarmai.spec import GatewayAuth, RouteRules, Stack, load_stack
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def secret_values(stack: Stack) -> dict[str, SecretValue]:
+    """A fresh value for every secret swarmai would generate for ``stack``."""
+    return {name: fresh() for name, fresh in fresh_secrets(stack).items()}
 
 
 def test_generated_secrets_have_the_formats_their_readers_expect() -> None:
@@ -98,3 +103,12 @@ def test_what_the_gateway_answers_for_itself_proves_a_route() -> None:
         auth=GatewayAuth(basic_users_secret="iris-logins"))})
     assert gateway_refusals(dev, keyed) == {
         401: "the gateway requires basic auth (iris-logins)"}
+
+
+def test_a_value_is_made_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Making the certificate creates swarmai's local CA: not for a secret that exists.
+    monkeypatch.setenv("SWARMAI_CA_DIR", str(tmp_path / "ca"))
+    fresh = fresh_secrets(load_stack(REPO / "stacks/dev.yaml"))
+    assert "gateway-tls" in fresh and not (tmp_path / "ca").exists()
+    assert "BEGIN CERTIFICATE" in fresh["gateway-tls"]().content
+    assert (tmp_path / "ca").is_dir()
